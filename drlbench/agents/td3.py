@@ -1,0 +1,102 @@
+"""Twin Delayed DDPG: Fujimoto, van Hoof, Meger 2018, "Addressing Function Approximation Error
+in Actor-Critic Methods" (ICML, arXiv 1802.09477), as in the authors' code (sfujim/TD3, TD3.py).
+
+Per population member, one `update` does:
+- target policy smoothing, eq. (14): a~' = clip(mu'(s') + clip(eps, -c, c), -1, 1),
+  eps ~ N(0, policy_noise^2), c = noise_clip (actions live in [-1, 1], so max_action = 1);
+- clipped double Q, eq. (10): y = r + gamma (1 - d) min_{i=1,2} Qbar_i(s', a~'), d = 1 only for
+  true terminations;
+- critic loss MSE(Q1, y) + MSE(Q2, y), one optimiser for both;
+- every `policy_delay` critic updates (Algorithm 1): actor loss -E[Q1(s, mu(s))] (deterministic
+  policy gradient, eq. (1)), then Polyak updates of both targets with `tau`.
+Exploration (harness-facing `act`): clip(mu(s) + N(0, exploration_noise^2), -1, 1).
+Networks: 256-256 ReLU, actor output tanh (the repo's current defaults; the paper's 400-300 and
+lr 1e-3 are the older configuration, see agents/td3.toml).
+"""
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+
+import torch
+
+from drlbench.agents.base import Agent, Batch
+from drlbench.nn import PopMLP, adam, optimizer_step, polyak_update, set_requires_grad
+
+
+@dataclass(frozen=True)
+class TD3Config:
+    gamma: float
+    tau: float
+    actor_lr: float
+    critic_lr: float
+    hidden_sizes: tuple[int, ...]
+    policy_noise: float
+    noise_clip: float
+    policy_delay: int
+    exploration_noise: float
+
+
+class TD3(Agent):
+    name = "td3"
+    summary = "TD3 (Fujimoto et al. 2018): clipped double Q, target policy smoothing, delayed actor"
+    loop = "off_policy"
+    Config = TD3Config
+
+    def __init__(self, observation_space, action_space, config: TD3Config, population):
+        super().__init__(observation_space, action_space, config, population)
+        obs_dim, act_dim = self.continuous_dims(observation_space, action_space)
+        self.act_dim = act_dim
+        hidden = list(config.hidden_sizes)
+        self.actor = PopMLP(population, [obs_dim, *hidden, act_dim])
+        self.critic = PopMLP(population, [obs_dim + act_dim, *hidden, 1], copies=2)
+        self.actor_target = copy.deepcopy(self.actor).requires_grad_(False)
+        self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
+        self.optimizers = {
+            "actor": adam(self.actor.parameters(), config.actor_lr),
+            "critic": adam(self.critic.parameters(), config.critic_lr),
+        }
+        self.updates = 0
+        self.last_actor_loss = torch.zeros(population.size, device=population.device)
+
+    def _mu(self, actor, obs: torch.Tensor) -> torch.Tensor:
+        return torch.tanh(actor(obs))
+
+    @torch.no_grad()
+    def act(self, obs: torch.Tensor, deterministic: bool) -> torch.Tensor:
+        action = self._mu(self.actor, obs)
+        if deterministic:
+            return action
+        noise = self.population.randn(obs.shape[1], self.act_dim) * self.config.exploration_noise
+        return (action + noise).clamp(-1.0, 1.0)
+
+    def update(self, batch: Batch) -> dict[str, torch.Tensor]:
+        cfg = self.config
+        with torch.no_grad():
+            noise = (self.population.randn(batch.obs.shape[1], self.act_dim) * cfg.policy_noise).clamp(
+                -cfg.noise_clip, cfg.noise_clip)
+            next_action = (self._mu(self.actor_target, batch.next_obs) + noise).clamp(-1.0, 1.0)
+            next_q = self.critic_target(torch.cat([batch.next_obs, next_action], -1)).squeeze(-1).min(1).values
+            target = batch.reward + cfg.gamma * (1.0 - batch.terminated) * next_q
+        q = self.critic(torch.cat([batch.obs, batch.action], -1)).squeeze(-1)       # (P, 2, B)
+        critic_loss = (q - target.unsqueeze(1)).pow(2).mean(-1).sum(1)              # (P,)
+        optimizer_step(self.optimizers["critic"], critic_loss.sum())
+
+        self.updates += 1
+        if self.updates % cfg.policy_delay == 0:
+            set_requires_grad(self.critic, False)
+            q1 = self.critic(torch.cat([batch.obs, self._mu(self.actor, batch.obs)], -1), first_copy_only=True)
+            set_requires_grad(self.critic, True)
+            actor_loss = -q1.squeeze(-1).mean(-1)
+            optimizer_step(self.optimizers["actor"], actor_loss.sum())
+            polyak_update(self.critic_target, self.critic, cfg.tau)
+            polyak_update(self.actor_target, self.actor, cfg.tau)
+            self.last_actor_loss = actor_loss.detach()
+        return {"critic_loss": critic_loss.detach(), "actor_loss": self.last_actor_loss}
+
+    def extra_checkpoint(self) -> dict:
+        return {"updates": self.updates, "last_actor_loss": self.last_actor_loss}
+
+    def restore_extra(self, state: dict) -> None:
+        self.updates = state["updates"]
+        self.last_actor_loss = state["last_actor_loss"]

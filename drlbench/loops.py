@@ -1,0 +1,59 @@
+"""Training loops. Each is a function of a `Session` plus a config dataclass of its own
+settings (which preset files fill in like any hyperparameter). `LOOPS[agent.loop]` picks one.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from drlbench.buffer import ReplayBuffer
+from drlbench.harness import Session
+
+
+@dataclass(frozen=True)
+class OffPolicyConfig:
+    buffer_size: int          # transitions kept per member
+    batch_size: int
+    random_steps: int         # uniform-random actions for the first steps of each member
+    learning_starts: int      # no updates before this many environment steps
+    updates_per_step: float   # gradient updates per environment step (UTD ratio)
+
+
+def off_policy(session: Session) -> None:
+    """env -> replay buffer -> agent.update, for P members x N environments each.
+
+    Time limits: the buffer stores `terminated` only, so truncated transitions bootstrap from
+    their true final observation (`Step.final_obs`) and terminal ones do not.
+    """
+    cfg: OffPolicyConfig = session.cfg.loop
+    agent, env, pop = session.agent, session.env, session.population
+    members, n = session.members, session.cfg.num_envs
+    obs_dim, act_dim = env.observation_space.shape[0], env.action_space.shape[0]
+    buffer = ReplayBuffer(pop, cfg.buffer_size, obs_dim, act_dim)
+    state = session.loop_state
+    if state is None:
+        obs, update_debt = env.reset(session.train_seeds), 0.0
+    else:
+        buffer.load_state_dict(state["buffer"])
+        obs, update_debt = state["obs"], state["update_debt"]
+    session.begin()
+
+    while session.step < session.cfg.steps:
+        member_obs = obs.view(members, n, obs_dim)
+        if session.step < cfg.random_steps:
+            action = pop.rand(n, act_dim) * 2.0 - 1.0
+        else:
+            action = agent.act(member_obs, deterministic=False)
+        step = env.step(session.adapter(action.reshape(members * n, act_dim)))
+        buffer.add(member_obs, action, step.reward.view(members, n),
+                   step.final_obs.view(members, n, obs_dim), step.terminated.view(members, n))
+        obs = step.obs
+        session.step += n
+        if session.step >= cfg.learning_starts:
+            update_debt += n * cfg.updates_per_step
+            while update_debt >= 1.0:
+                session.check_finite(agent.update(buffer.sample(cfg.batch_size)))
+                update_debt -= 1.0
+        session.after_step(lambda: {"buffer": buffer.state_dict(), "obs": obs, "update_debt": update_debt})
+
+
+LOOPS = {"off_policy": (OffPolicyConfig, off_policy)}
