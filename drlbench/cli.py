@@ -43,6 +43,9 @@ def parse_seeds(text: str) -> list[int]:
 
 def build_parser() -> Parser:
     parser = Parser(prog="drlbench", description="Deep-RL agents, one harness, statistics you can defend.")
+    from drlbench import __version__
+
+    parser.add_argument("--version", action="version", version=f"drlbench {__version__}")
     verbs = parser.add_subparsers(dest="verb", metavar="COMMAND", parser_class=Parser, required=True)
 
     run = verbs.add_parser("run", help="train an agent on an environment and record the run",

@@ -229,8 +229,8 @@ class Session:
         self.progress.update(self.step, rate)
 
     def evaluate(self, rate: float = 0.0) -> None:
+        wall = self.elapsed()   # training time up to this step, before the evaluation episodes
         returns, lengths = self.evaluator(self.agent)
-        wall = self.elapsed()
         for member, record in enumerate(self.records):
             r = returns[member].double()
             record.add_evaluation({
@@ -238,7 +238,7 @@ class Session:
                 "return_std": r.std(unbiased=False).item(), "episodes": r.numel(),
                 "length_mean": lengths[member].double().mean().item(), "wall_time_s": round(wall, 3)})
         means = returns.double().mean(1)
-        self.progress.evaluation(self.step, means.mean().item(), returns.double().std().item(), rate)
+        self.progress.evaluation(self.step, means.mean().item(), returns.double().std(unbiased=False).item(), rate)
         if self.writers:
             for member, writer in enumerate(self.writers):
                 writer.add_scalar("eval/return_mean", means[member].item(), self.step)

@@ -8,6 +8,7 @@ exactly where a plain pickle of a MuJoCo env would silently rebuild it from scra
 from __future__ import annotations
 
 import copy
+import warnings
 from functools import partial
 from typing import Any
 
@@ -17,6 +18,23 @@ import torch
 
 from drlbench.envs.base import Step, VecEnv
 
+def _route_mujoco_warnings() -> None:
+    """MuJoCo prints its warnings and appends them to ./MUJOCO_LOG.TXT; gymnasium's v5 XMLs
+    trigger a harmless 'settotalmass is deprecated' one per environment. Send MuJoCo's warnings
+    to Python's `warnings` instead, minus that one."""
+    try:
+        import mujoco
+    except ImportError:
+        return
+
+    def handler(message: str) -> None:
+        if "settotalmass" not in message:
+            warnings.warn(f"MuJoCo: {message}", RuntimeWarning, stacklevel=2)
+
+    mujoco.set_mju_user_warning(handler)
+
+
+_route_mujoco_warnings()
 _PLAIN = (bool, int, float, str, type(None), np.ndarray, np.generic, np.random.Generator)
 
 

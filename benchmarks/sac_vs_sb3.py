@@ -1,0 +1,80 @@
+"""drlbench SAC vs stable-baselines3 SAC, side by side, same hyperparameters, one CPU thread.
+
+Both train on HalfCheetah-v5 with SB3's SAC defaults (which match the paper's Table 1):
+256-256 ReLU networks, Adam 3e-4, batch 256, buffer 1e6, gamma 0.99, tau 0.005, one gradient
+step per environment step, learned temperature starting at 1 with target entropy -|A|.
+Each run collects `--warmup` uniform-random steps (no updates), then is timed over `--steps`
+learning steps (environment step + gradient update each). Runs alternate between the two
+libraries `--repeats` times; the median steps/s of each is reported.
+
+    taskset -c 0 python benchmarks/sac_vs_sb3.py --steps 2000 --repeats 3
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+ENV = "HalfCheetah-v5"
+
+
+def sb3_steps_per_second(warmup: int, steps: int, seed: int) -> float:
+    import gymnasium as gym
+    from stable_baselines3 import SAC
+
+    model = SAC("MlpPolicy", gym.make(ENV), learning_rate=3e-4, buffer_size=1_000_000, learning_starts=warmup,
+                batch_size=256, tau=0.005, gamma=0.99, train_freq=1, gradient_steps=1, ent_coef="auto",
+                policy_kwargs={"net_arch": [256, 256]}, seed=seed, device="cpu")
+    model.learn(warmup)
+    start = time.perf_counter()
+    model.learn(steps, reset_num_timesteps=False)
+    return steps / (time.perf_counter() - start)
+
+
+def drlbench_steps_per_second(warmup: int, steps: int, seed: int) -> float:
+    from drlbench.cli import build_parser, resolve_run
+    from drlbench.harness import train
+
+    with tempfile.TemporaryDirectory() as out:
+        args = build_parser().parse_args([
+            "run", "sac", "--env", ENV, "--steps", str(warmup + steps), "--seed", str(seed), "--out", out,
+            "--eval-every", str(warmup), "--eval-episodes", "1", "--quiet",
+            "--set", f"random_steps={warmup}", f"learning_starts={warmup}", "buffer_size=1000000",
+            "batch_size=256", "actor_lr=3e-4", "critic_lr=3e-4", "alpha_lr=3e-4", "hidden_sizes=256,256",
+            "gamma=0.99", "tau=0.005", "updates_per_step=1", "initial_alpha=1.0"])
+        (cfg,), _ = resolve_run(args)
+        record = train(cfg)[0]
+        rows = {row["step"]: row["wall_time_s"] for row in record.evaluations}
+        return steps / (rows[warmup + steps] - rows[warmup])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=2000)
+    parser.add_argument("--warmup", type=int, default=1000)
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    results: dict[str, list[float]] = {"stable-baselines3": [], "drlbench": []}
+    for repeat in range(args.repeats):
+        for name, fn in (("stable-baselines3", sb3_steps_per_second), ("drlbench", drlbench_steps_per_second)):
+            rate = fn(args.warmup, args.steps, seed=repeat)
+            results[name].append(rate)
+            print(f"repeat {repeat}: {name:<18} {rate:7.1f} steps/s", file=sys.stderr, flush=True)
+    sb3, ours = (statistics.median(results[k]) for k in ("stable-baselines3", "drlbench"))
+    print(f"\nSAC on {ENV}, {args.steps} learning steps after {args.warmup} warm-up steps, 1 torch thread, "
+          f"median of {args.repeats} alternating runs (torch {torch.__version__})\n")
+    print("| library | steps/s (median) | runs |")
+    print("|---|---|---|")
+    for name, rates in results.items():
+        print(f"| {name} | {statistics.median(rates):.1f} | {', '.join(f'{r:.1f}' for r in rates)} |")
+    print(f"\nratio drlbench / stable-baselines3: {ours / sb3:.2f}x")
+
+
+if __name__ == "__main__":
+    main()
