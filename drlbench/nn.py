@@ -63,7 +63,7 @@ class PopMLP(nn.Module):
             p, b, d = x.shape
             x = x.unsqueeze(1).expand(p, self.copies, b, d).reshape(p * self.copies, b, d)
         for layer in self.layers[:-1]:
-            x = F.relu(layer(x, first_copy_only))
+            x = F.relu_(layer(x, first_copy_only))   # in place: the matmul's backward does not need its output
         x = self.layers[-1](x, first_copy_only)
         if self.copies > 1 and not first_copy_only:
             x = x.view(self.population_size, self.copies, *x.shape[1:])

@@ -1,0 +1,452 @@
+"""Torch-native batched classic control: CartPole-v1, Pendulum-v1, MountainCar-v0,
+MountainCarContinuous-v0 and Acrobot-v1 behind the `VecEnv` contract.
+
+Each class reproduces gymnasium 1.x's `gymnasium/envs/classic_control` dynamics (same constants,
+same order of operations, float64 where gymnasium's numpy computes in float64, float32 where
+numpy 2 does) for `num_envs` copies at once: the physics state is one float64 tensor on `device`,
+and one `step` is a fixed sequence of tensor ops with no Python loop over environments. The time
+limit of each registered ID (500 / 200 / 200 / 999 / 500 steps) and SAME_STEP autoreset are
+applied on the device. `get_state()` / `set_state(state, elapsed_steps)` read and write the
+`(num_envs, state_dim)` physics state (columns `state_names`).
+
+Randomness. Each instance owns one `torch.Generator` on `device`; `reset(seed)` seeds it with an
+int, or with the first element of a per-env list (so `reset(s)` and `reset([s, s+1, ...])` give
+the same episodes); `seed=None` draws a fresh nondeterministic seed. Only reset states are
+random. On CPU, a step draws reset states for the sub-envs that just ended only (a host-side
+`nonzero`, free on CPU); on other devices (`dense_resets=True`) it draws a candidate reset state
+for every sub-env and selects with `torch.where`, so a CUDA step never synchronises with the
+host. The two modes consume the generator differently, so the same seed gives the same
+trajectories for a given device and mode; reset draws are not gymnasium's numpy draws.
+
+Deviations from gymnasium, all below 1e-5 (tests/test_torch_classic.py pins this):
+- torch's vectorised float64 sin/cos (SLEEF) differ from libm's in the last bit for ~0.1% of
+  arguments; otherwise a step is bit-identical to gymnasium's. In the chaotic systems (Acrobot,
+  CartPole near upright) such a last-bit difference grows over a long episode, as it would
+  between any two float64 implementations.
+- MountainCarContinuous: gymnasium stores its state as float32 after each step but computes a
+  step in a float32/float64 mix; here a step is computed in float64 and the state is then
+  rounded to float32, as gymnasium stores it.
+- Actions are not validated (that would need a host sync); discrete actions outside the action
+  space act as their nearest gymnasium branch (CartPole: anything but 1 pushes left).
+"""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+from drlbench.envs.base import Step, VecEnv
+
+F64 = torch.float64
+
+
+class TorchClassicEnv(VecEnv):
+    """Shared machinery: state, time limit, autoreset, seeding, checkpointing.
+
+    The physics state is stored component-major, `(state_dim, num_envs)` float64, so that each
+    component (`state_names`) is a contiguous row and every elementwise op runs on contiguous
+    memory; `get_state`/`set_state`/`state_dict` speak the usual `(num_envs, state_dim)`.
+    A subclass sets `env_id`, `max_episode_steps`, `state_names`, `discrete` and implements
+    `_spaces()`, `_sample_states(n)`, `_observe(state)` and `_dynamics(state, action)`.
+    """
+
+    env_id: str
+    max_episode_steps: int
+    state_names: tuple[str, ...]
+    discrete: bool
+
+    def __init__(self, num_envs: int, device: str | torch.device = "cpu",
+                 seed: int | list[int] | None = 0, dense_resets: bool | None = None):
+        if num_envs < 1:
+            raise ValueError(f"num_envs must be >= 1, got {num_envs}")
+        self.num_envs = num_envs
+        self.device = torch.device(device)
+        # Masked resets need a host sync (nonzero), free on CPU only.
+        self.dense_resets = self.device.type != "cpu" if dense_resets is None else dense_resets
+        self.observation_space, self.action_space = self._spaces()
+        self._generator = torch.Generator(device=self.device)
+        self.reset(seed)
+
+    # ---- what a subclass defines -----------------------------------------------------------
+    def _spaces(self) -> tuple[gym.Space, gym.Space]:
+        raise NotImplementedError
+
+    def _sample_states(self, n: int) -> torch.Tensor:
+        """n fresh initial states, float64 (state_dim, n), drawn from `self._generator`."""
+        raise NotImplementedError
+
+    def _observe(self, state: torch.Tensor) -> torch.Tensor:
+        """float32 (n, obs_dim) observations of a (state_dim, n) state."""
+        raise NotImplementedError
+
+    def _dynamics(self, state: torch.Tensor, action: torch.Tensor
+                  ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """One physics step: (next_state, a new tensor; reward float32; terminated bool)."""
+        raise NotImplementedError
+
+    # ---- the VecEnv contract -----------------------------------------------------------------
+    def reset(self, seed: int | list[int] | None = None) -> torch.Tensor:
+        """Reseed (unless `seed` is None), draw fresh initial states, zero the step counters."""
+        if isinstance(seed, (list, tuple)):
+            if len(seed) != self.num_envs:
+                raise ValueError(f"got {len(seed)} seeds for {self.num_envs} environments")
+            seed = int(seed[0])
+        if seed is None:
+            self._generator.seed()
+        else:
+            self._generator.manual_seed(int(seed))
+        self._state = self._sample_states(self.num_envs)
+        self._elapsed = torch.zeros(self.num_envs, dtype=torch.int64, device=self.device)
+        return self._observe(self._state)
+
+    def step(self, action: torch.Tensor) -> Step:
+        action = torch.as_tensor(action, device=self.device).reshape(self.num_envs)
+        next_state, reward, terminated = self._dynamics(self._state, action)
+        elapsed = self._elapsed + 1
+        truncated = elapsed >= self.max_episode_steps
+        done = terminated | truncated
+        final_obs = self._observe(next_state)
+        if self.dense_resets:
+            fresh = self._sample_states(self.num_envs)
+            next_state = torch.where(done, fresh, next_state)
+            obs = torch.where(done.unsqueeze(1), self._observe(fresh), final_obs)
+        else:
+            ended = done.nonzero().squeeze(1)
+            obs = final_obs.clone()
+            if len(ended):
+                fresh = self._sample_states(len(ended))
+                next_state[:, ended] = fresh
+                obs[ended] = self._observe(fresh)
+        self._state = next_state
+        self._elapsed = elapsed.masked_fill_(done, 0)
+        return Step(obs=obs, reward=reward, terminated=terminated, truncated=truncated,
+                    final_obs=final_obs)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "env_id": self.env_id,
+            "num_envs": self.num_envs,
+            "device_type": self.device.type,
+            "dense_resets": self.dense_resets,
+            "state": self.get_state(),
+            "elapsed_steps": self._elapsed.clone(),
+            "generator": self._generator.get_state(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if state["env_id"] != self.env_id or state["num_envs"] != self.num_envs:
+            raise ValueError(f"state of {state['num_envs']}x {state['env_id']} cannot load into "
+                             f"{self.num_envs}x {self.env_id}")
+        if state["device_type"] != self.device.type:
+            raise ValueError(f"state saved on {state['device_type']} cannot continue on "
+                             f"{self.device.type}: the random streams differ")
+        self.dense_resets = state["dense_resets"]
+        self.set_state(state["state"], state["elapsed_steps"])
+        self._generator.set_state(state["generator"])
+
+    # ---- direct access (tests, debugging) ---------------------------------------------------
+    def get_state(self) -> torch.Tensor:
+        """A copy of the float64 physics state, (num_envs, state_dim), columns `state_names`."""
+        return self._state.T.clone(memory_format=torch.contiguous_format)
+
+    @property
+    def elapsed_steps(self) -> torch.Tensor:
+        """Steps taken in each sub-env's current episode, (num_envs,) int64."""
+        return self._elapsed.clone()
+
+    def set_state(self, state: torch.Tensor | np.ndarray,
+                  elapsed_steps: torch.Tensor | np.ndarray | None = None) -> torch.Tensor:
+        """Overwrite the (num_envs, state_dim) physics state, and the step counters if given;
+        returns the observation of the new state."""
+        state = torch.as_tensor(state, dtype=F64).to(self.device)
+        state = state.reshape(self.num_envs, len(self.state_names)).T
+        self._state = state.clone(memory_format=torch.contiguous_format)
+        if elapsed_steps is not None:
+            self._elapsed = (torch.as_tensor(elapsed_steps, dtype=torch.int64).to(self.device)
+                             .reshape(self.num_envs).clone())
+        return self._observe(self._state)
+
+    def _uniform(self, n: int, low: float, high: float, rows: int = 1,
+                 dtype: torch.dtype = F64) -> torch.Tensor:
+        u = torch.rand(rows, n, dtype=dtype, device=self.device, generator=self._generator)
+        return u.mul_(high - low).add_(low)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.env_id}, num_envs={self.num_envs}, device={self.device})"
+
+
+def _rows_to_obs(state: torch.Tensor) -> torch.Tensor:
+    """(state_dim, n) float64 -> contiguous (n, state_dim) float32."""
+    return state.T.to(torch.float32, memory_format=torch.contiguous_format)
+
+
+class TorchCartPole(TorchClassicEnv):
+    """gymnasium CartPoleEnv (euler integrator, reward 1 every step including the last)."""
+
+    env_id = "CartPole-v1"
+    max_episode_steps = 500
+    state_names = ("x", "x_dot", "theta", "theta_dot")
+    discrete = True
+
+    gravity = 9.8
+    masscart = 1.0
+    masspole = 0.1
+    total_mass = masspole + masscart
+    length = 0.5                         # half the pole's length
+    polemass_length = masspole * length
+    force_mag = 10.0
+    tau = 0.02
+    theta_threshold_radians = 12 * 2 * math.pi / 360
+    x_threshold = 2.4
+
+    def _spaces(self):
+        high = np.array([self.x_threshold * 2, np.inf, self.theta_threshold_radians * 2, np.inf],
+                        dtype=np.float32)
+        return gym.spaces.Box(-high, high, dtype=np.float32), gym.spaces.Discrete(2)
+
+    def _sample_states(self, n):
+        return self._uniform(n, -0.05, 0.05, rows=4)
+
+    def _observe(self, state):
+        return _rows_to_obs(state)
+
+    def _dynamics(self, state, action):
+        # gymnasium's expressions, in gymnasium's order of operations (bit-identical results
+        # wherever torch's sin/cos are); in-place ops only where they change no rounding.
+        plm, mp, tm = self.polemass_length, self.masspole, self.total_mass
+        x, x_dot, theta, theta_dot = state
+        force = (action == 1).to(F64).mul_(2 * self.force_mag).sub_(self.force_mag)  # +-10
+        costheta = torch.cos(theta)
+        sintheta = torch.sin(theta)
+        temp = (theta_dot * theta_dot).mul_(plm).mul_(sintheta).add_(force).div_(tm)
+        denominator = (costheta * costheta).mul_(mp).div_(tm).neg_().add_(4.0 / 3.0).mul_(self.length)
+        thetaacc = (sintheta * self.gravity).sub_(costheta * temp).div_(denominator)
+        xacc = torch.sub(temp, (thetaacc * plm).mul_(costheta).div_(tm))
+        next_state = torch.stack((x_dot, xacc, theta_dot, thetaacc)).mul_(self.tau).add_(state)
+        terminated = ((next_state[0].abs() > self.x_threshold)
+                      | (next_state[2].abs() > self.theta_threshold_radians))
+        reward = torch.ones(self.num_envs, dtype=torch.float32, device=self.device)
+        return next_state, reward, terminated
+
+
+class TorchPendulum(TorchClassicEnv):
+    """gymnasium PendulumEnv (g = 10); never terminates, truncated after 200 steps."""
+
+    env_id = "Pendulum-v1"
+    max_episode_steps = 200
+    state_names = ("theta", "theta_dot")
+    discrete = False
+
+    max_speed = 8.0
+    max_torque = 2.0
+    dt = 0.05
+    g = 10.0
+    m = 1.0
+    l = 1.0  # noqa: E741 (gymnasium's name)
+
+    def _spaces(self):
+        high = np.array([1.0, 1.0, self.max_speed], dtype=np.float32)
+        return (gym.spaces.Box(low=-high, high=high, dtype=np.float32),
+                gym.spaces.Box(low=-self.max_torque, high=self.max_torque, shape=(1,),
+                               dtype=np.float32))
+
+    def _sample_states(self, n):
+        return torch.cat((self._uniform(n, -math.pi, math.pi), self._uniform(n, -1.0, 1.0)))
+
+    def _observe(self, state):
+        theta, theta_dot = state
+        return _rows_to_obs(torch.stack((torch.cos(theta), torch.sin(theta), theta_dot)))
+
+    def _dynamics(self, state, action):
+        th, thdot = state
+        # The torque stays float32 in gymnasium: numpy 2 computes `3.0 * u` and `0.001 * u**2`
+        # in float32 (python scalars are weak), then adds them to float64 terms.
+        u = action.to(torch.float32).clamp(-self.max_torque, self.max_torque)
+        normalized = torch.remainder(th + math.pi, 2 * math.pi).sub_(math.pi)
+        costs = (normalized.mul_(normalized).add_((thdot * thdot).mul_(0.1))
+                 .add_((u * u).mul_(0.001).to(F64)))
+        newthdot = ((torch.sin(th) * (3 * self.g / (2 * self.l)))
+                    .add_((u * (3.0 / (self.m * self.l**2))).to(F64)).mul_(self.dt).add_(thdot)
+                    .clamp_(-self.max_speed, self.max_speed))
+        newth = th + newthdot * self.dt
+        terminated = torch.zeros(self.num_envs, dtype=torch.bool, device=self.device)
+        return torch.stack((newth, newthdot)), costs.neg_().to(torch.float32), terminated
+
+
+class TorchMountainCar(TorchClassicEnv):
+    """gymnasium MountainCarEnv (discrete: push left, none, right); reward -1 every step."""
+
+    env_id = "MountainCar-v0"
+    max_episode_steps = 200
+    state_names = ("position", "velocity")
+    discrete = True
+
+    min_position = -1.2
+    max_position = 0.6
+    max_speed = 0.07
+    goal_position = 0.5
+    goal_velocity = 0.0
+    force = 0.001
+    gravity = 0.0025
+
+    def _spaces(self):
+        low = np.array([self.min_position, -self.max_speed], dtype=np.float32)
+        high = np.array([self.max_position, self.max_speed], dtype=np.float32)
+        return gym.spaces.Box(low, high, dtype=np.float32), gym.spaces.Discrete(3)
+
+    def _sample_states(self, n):
+        position = self._uniform(n, -0.6, -0.4)
+        return torch.cat((position, torch.zeros_like(position)))
+
+    def _observe(self, state):
+        return _rows_to_obs(state)
+
+    def _push(self, action):
+        return (action - 1).to(F64).mul_(self.force)
+
+    def _dynamics(self, state, action):
+        position, velocity = state
+        velocity = velocity + (torch.cos(3 * position).mul_(-self.gravity).add_(self._push(action)))
+        velocity = velocity.clamp_(-self.max_speed, self.max_speed)
+        position = (position + velocity).clamp_(self.min_position, self.max_position)
+        velocity = velocity.masked_fill_((position == self.min_position) & (velocity < 0), 0.0)
+        return self._finish(torch.stack((position, velocity)), action)
+
+    def _finish(self, next_state, action):
+        position, velocity = next_state
+        terminated = (position >= self.goal_position) & (velocity >= self.goal_velocity)
+        reward = torch.full((self.num_envs,), -1.0, dtype=torch.float32, device=self.device)
+        return next_state, reward, terminated
+
+
+class TorchMountainCarContinuous(TorchMountainCar):
+    """gymnasium Continuous_MountainCarEnv: force in [-1, 1], reward 100 at the goal minus
+    0.1 * action^2 (of the unclipped action, as gymnasium computes it)."""
+
+    env_id = "MountainCarContinuous-v0"
+    max_episode_steps = 999
+    discrete = False
+
+    min_action = -1.0
+    max_action = 1.0
+    goal_position = 0.45
+    power = 0.0015
+
+    def _spaces(self):
+        low = np.array([self.min_position, -self.max_speed], dtype=np.float32)
+        high = np.array([self.max_position, self.max_speed], dtype=np.float32)
+        return (gym.spaces.Box(low=low, high=high, dtype=np.float32),
+                gym.spaces.Box(low=self.min_action, high=self.max_action, shape=(1,),
+                               dtype=np.float32))
+
+    def _push(self, action):
+        return action.to(torch.float32).clamp(self.min_action, self.max_action).to(F64).mul_(self.power)
+
+    def _finish(self, next_state, action):
+        # gymnasium keeps the state as float32 between steps, and numpy 2 compares a float32
+        # with a python float in float32: so does torch, with the float32 tensor here.
+        state32 = next_state.to(torch.float32)
+        position, velocity = state32
+        terminated = (position >= self.goal_position) & (velocity >= self.goal_velocity)
+        a = action.to(torch.float32).to(F64)
+        reward = terminated.to(F64).mul_(100.0).sub_((a * a).mul_(0.1))
+        return state32.to(F64), reward.to(torch.float32), terminated
+
+
+class TorchAcrobot(TorchClassicEnv):
+    """gymnasium AcrobotEnv, `book_or_nips="book"` dynamics, RK4 over one dt = 0.2 s,
+    no torque noise; reward -1 per step and 0 on the terminal step."""
+
+    env_id = "Acrobot-v1"
+    max_episode_steps = 500
+    state_names = ("theta1", "theta2", "dtheta1", "dtheta2")
+    discrete = True
+
+    dt = 0.2
+    LINK_LENGTH_1 = 1.0
+    LINK_MASS_1 = 1.0
+    LINK_MASS_2 = 1.0
+    LINK_COM_POS_1 = 0.5
+    LINK_COM_POS_2 = 0.5
+    LINK_MOI = 1.0
+    MAX_VEL_1 = 4 * math.pi
+    MAX_VEL_2 = 9 * math.pi
+    g = 9.8
+
+    def _spaces(self):
+        high = np.array([1.0, 1.0, 1.0, 1.0, self.MAX_VEL_1, self.MAX_VEL_2], dtype=np.float32)
+        return gym.spaces.Box(low=-high, high=high, dtype=np.float32), gym.spaces.Discrete(3)
+
+    def _sample_states(self, n):
+        # gymnasium draws float64 and stores float32; the draw is float32 here directly.
+        return self._uniform(n, -0.1, 0.1, rows=4, dtype=torch.float32).to(F64)
+
+    def _observe(self, state):
+        theta1, theta2, dtheta1, dtheta2 = state
+        return _rows_to_obs(torch.stack((torch.cos(theta1), torch.sin(theta1), torch.cos(theta2),
+                                         torch.sin(theta2), dtheta1, dtheta2)))
+
+    def _dsdt(self, s: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
+        m1, m2, l1 = self.LINK_MASS_1, self.LINK_MASS_2, self.LINK_LENGTH_1
+        lc1, lc2, I1, I2, g = self.LINK_COM_POS_1, self.LINK_COM_POS_2, self.LINK_MOI, self.LINK_MOI, self.g
+        theta1, theta2, dtheta1, dtheta2 = s
+        cos2, sin2 = torch.cos(theta2), torch.sin(theta2)
+        d1 = m1 * lc1**2 + m2 * (l1**2 + lc2**2 + 2 * l1 * lc2 * cos2) + I1 + I2
+        d2 = m2 * (lc2**2 + l1 * lc2 * cos2) + I2
+        phi2 = m2 * lc2 * g * torch.cos(theta1 + theta2 - math.pi / 2.0)
+        phi1 = (-m2 * l1 * lc2 * (dtheta2 * dtheta2) * sin2
+                - 2 * m2 * l1 * lc2 * dtheta2 * dtheta1 * sin2
+                + (m1 * lc1 + m2 * l1) * g * torch.cos(theta1 - math.pi / 2)
+                + phi2)
+        ddtheta2 = ((a + d2 / d1 * phi1 - m2 * l1 * lc2 * (dtheta1 * dtheta1) * sin2 - phi2)
+                    / (m2 * lc2**2 + I2 - d2 * d2 / d1))
+        ddtheta1 = -(d2 * ddtheta2 + phi1) / d1
+        return torch.stack((dtheta1, dtheta2, ddtheta1, ddtheta2))
+
+    def _dynamics(self, state, action):
+        torque = (action - 1).to(F64)                   # AVAIL_TORQUE = [-1, 0, +1]
+        dt, dt2 = self.dt, self.dt / 2.0
+        k1 = self._dsdt(state, torque)
+        k2 = self._dsdt(state + dt2 * k1, torque)
+        k3 = self._dsdt(state + dt2 * k2, torque)
+        k4 = self._dsdt(state + dt * k3, torque)
+        ns = state + dt / 6.0 * (k1 + 2 * k2 + 2 * k3 + k4)
+        theta1, theta2, dtheta1, dtheta2 = ns
+        next_state = torch.stack((_wrap(theta1), _wrap(theta2),
+                                  dtheta1.clamp(-self.MAX_VEL_1, self.MAX_VEL_1),
+                                  dtheta2.clamp(-self.MAX_VEL_2, self.MAX_VEL_2)))
+        theta1, theta2 = next_state[0], next_state[1]
+        terminated = -torch.cos(theta1) - torch.cos(theta2 + theta1) > 1.0
+        reward = terminated.to(torch.float32) - 1.0
+        return next_state, reward, terminated
+
+
+def _wrap(x: torch.Tensor, low: float = -math.pi, high: float = math.pi) -> torch.Tensor:
+    """gymnasium's acrobot `wrap`: shift by whole periods until low <= x <= high."""
+    period = high - low
+    x = x - period * torch.ceil((x - high) / period).clamp_min(0)
+    return x + period * torch.ceil((low - x) / period).clamp_min(0)
+
+
+TORCH_ENVS: dict[str, type[TorchClassicEnv]] = {
+    cls.env_id: cls
+    for cls in (TorchCartPole, TorchPendulum, TorchMountainCar, TorchMountainCarContinuous,
+                TorchAcrobot)
+}
+
+
+def make_torch_classic(env_id: str, num_envs: int = 1, device: str | torch.device = "cpu",
+                       seed: int | list[int] | None = 0, **kwargs: Any) -> TorchClassicEnv:
+    """The torch-native batched `env_id` (a key of `TORCH_ENVS`), reset with `seed`."""
+    try:
+        cls = TORCH_ENVS[env_id]
+    except KeyError:
+        raise KeyError(f"no torch-native {env_id!r}; have {sorted(TORCH_ENVS)}") from None
+    return cls(num_envs, device=device, seed=seed, **kwargs)
+
+
+__all__ = ["TORCH_ENVS", "TorchAcrobot", "TorchCartPole", "TorchClassicEnv", "TorchMountainCar",
+           "TorchMountainCarContinuous", "TorchPendulum", "make_torch_classic"]
