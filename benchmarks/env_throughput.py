@@ -1,12 +1,13 @@
 """Steps per second of the torch-native classic-control envs next to gymnasium's vectorisers.
 
-    taskset -c 1 env OMP_NUM_THREADS=1 python benchmarks/env_throughput.py
+    taskset -c 1 .venv/bin/python benchmarks/env_throughput.py
 
 For each environment and batch size N it times, in the same run:
 - drlbench's torch env (`drlbench.envs.torch_classic`) on CPU, and on CUDA when available;
 - gymnasium's own vectorised implementation (`gym.make_vec(..., vectorization_mode=
   "vector_entry_point")`), where the ID registers one (CartPole does, Pendulum does not);
-- gymnasium's `SyncVectorEnv` (`vectorization_mode="sync"`): one Python env per sub-env.
+- gymnasium's `SyncVectorEnv` (`vectorization_mode="sync"`): one Python env per sub-env, up to
+  `--sync-max-envs` (default 65536: both 65536 rows, Sync included, take ~50 s and ~0.7 GB).
 Actions are drawn before timing (on the env's device, 64 batches cycled), so the env is what is
 timed. Each rate is the best of 3 timed blocks of at least `--min-seconds / 3` each (after
 warm-up), so for huge N the slow backends take only a few steps. Prints a markdown table; the ratios are
@@ -27,7 +28,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from drlbench.envs.torch_classic import make_torch_classic  # noqa: E402
+from drlbench import envs  # noqa: E402
 
 ACTION_BATCHES = 64
 
@@ -62,7 +63,7 @@ def rate(step: Callable[[int], None], num_envs: int, min_seconds: float,
 
 
 def torch_rate(env_id: str, num_envs: int, device: str, min_seconds: float) -> float:
-    env = make_torch_classic(env_id, num_envs, device, seed=0)
+    env = envs.make(f"torch:{env_id}", num_envs, device, seed=0)   # what `make(env_id)` gives
     generator = torch.Generator(device=device).manual_seed(1)
     if env.discrete:
         actions = torch.randint(0, env.action_space.n, (ACTION_BATCHES, num_envs), device=device,
@@ -109,6 +110,8 @@ def main() -> None:
     parser.add_argument("--min-seconds", type=float, default=1.0)
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
     parser.add_argument("--no-sync", action="store_true", help="skip gymnasium SyncVectorEnv")
+    parser.add_argument("--sync-max-envs", type=int, default=65536,
+                        help="largest N timed with SyncVectorEnv (one Python env per sub-env)")
     parser.add_argument("--no-cuda", action="store_true")
     args = parser.parse_args()
 
@@ -119,7 +122,9 @@ def main() -> None:
           f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')}, CPU affinity "
           f"{sorted(os.sched_getaffinity(0))}, torch CPU capability "
           f"{torch.backends.cpu.get_cpu_capability()}"
-          + (f", CUDA {torch.cuda.get_device_name()}" if cuda else ", no CUDA"))
+          + (f", CUDA {torch.cuda.get_device_name()}" if cuda else ", no CUDA")
+          + f"; load average at start {' '.join(f'{x:.2f}' for x in os.getloadavg())}"
+          + f" on {os.cpu_count()} CPUs")
     print()
     print("| env | N | torch CPU | torch CUDA | gym vector_entry_point | gym SyncVectorEnv "
           "| torch CPU / vector_entry_point | torch CPU / Sync |")
@@ -129,10 +134,13 @@ def main() -> None:
             cpu = torch_rate(env_id, n, "cpu", args.min_seconds)
             gpu = torch_rate(env_id, n, "cuda", args.min_seconds) if cuda else None
             vector = gym_rate(env_id, n, "vector_entry_point", args.min_seconds)
-            sync = None if args.no_sync else gym_rate(env_id, n, "sync", args.min_seconds)
+            skip_sync = args.no_sync or n > args.sync_max_envs
+            sync = None if skip_sync else gym_rate(env_id, n, "sync", args.min_seconds)
+            sync_text = "skipped" if skip_sync else human(sync)
             print(f"| {env_id} | {n} | {human(cpu)} | {human(gpu)} | {human(vector)} | "
-                  f"{human(sync)} | {ratio(cpu, vector)} | {ratio(cpu, sync)} |", flush=True)
-    print("\nsteps/s = environment steps per second (N sub-env steps per batched step).")
+                  f"{sync_text} | {ratio(cpu, vector)} | {ratio(cpu, sync)} |", flush=True)
+    print("\nsteps/s = environment steps per second (N sub-env steps per batched step); "
+          f"load average at end {' '.join(f'{x:.2f}' for x in os.getloadavg())}.")
 
 
 if __name__ == "__main__":

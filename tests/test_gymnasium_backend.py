@@ -8,7 +8,7 @@ from drlbench import envs
 
 
 def test_truncation_returns_the_true_final_observation():
-    env = envs.make("Pendulum", num_envs=2)
+    env = envs.make("gym:Pendulum", num_envs=2)
     obs = env.reset([3, 4])
     reference = gym.make("Pendulum-v1")
     ref_obs, _ = reference.reset(seed=3)
@@ -25,7 +25,7 @@ def test_truncation_returns_the_true_final_observation():
 
 
 def test_termination_is_reported_as_terminated():
-    env = envs.make("CartPole", num_envs=1)
+    env = envs.make("gym:CartPole", num_envs=1)
     env.reset(0)
     for _ in range(500):
         step = env.step(torch.ones(1, dtype=torch.int64))          # always push right: falls quickly

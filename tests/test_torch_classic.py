@@ -183,7 +183,7 @@ def assert_same(a: list[torch.Tensor], b: list[torch.Tensor]) -> None:
 def test_seeding(env_id, dense_resets):
     same, twin, other = (make_torch_classic(env_id, 4, dense_resets=dense_resets) for _ in range(3))
     first = same.reset(7)
-    assert torch.equal(twin.reset([7, 8, 9, 10]), first)      # a list seeds with its first
+    assert torch.equal(twin.reset([7, 8, 9, 10]), first)      # an int s seeds s, s+1, ...
     assert not torch.equal(other.reset(8), first)
     run = rollout(same, 150)
     assert_same(rollout(twin, 150), run)
@@ -203,8 +203,7 @@ def test_state_dict_round_trip(env_id, dense_resets):
 
     buffer.seek(0)
     resumed = make_torch_classic(env_id, 5, seed=123, dense_resets=not dense_resets)
-    resumed.load_state_dict(torch.load(buffer))
-    assert resumed.dense_resets == dense_resets
+    resumed.load_state_dict(torch.load(buffer))                # the other reset mode: same run
     assert_same(rollout(resumed, 150, seed=2), expected)
 
 
@@ -214,8 +213,6 @@ def test_load_state_dict_rejects_other_env():
         make_torch_classic("CartPole-v1", 5).load_state_dict(state)
     with pytest.raises(ValueError):
         make_torch_classic("Acrobot-v1", 4).load_state_dict(state)
-    with pytest.raises(ValueError, match="cuda"):
-        make_torch_classic("CartPole-v1", 4).load_state_dict({**state, "device_type": "cuda"})
 
 
 def test_get_and_set_state_copy():

@@ -126,3 +126,11 @@ class GymnasiumVecEnv(VecEnv):
 
     def close(self) -> None:
         self.vec.close()
+
+
+EXTRA = None
+
+
+def make(env_id: str, num_envs: int, device: str | torch.device, **options) -> GymnasiumVecEnv:
+    """Backend entry point for `drlbench.envs.make`."""
+    return GymnasiumVecEnv(env_id, num_envs, device, **options)

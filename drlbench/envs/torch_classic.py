@@ -9,14 +9,24 @@ limit of each registered ID (500 / 200 / 200 / 999 / 500 steps) and SAME_STEP au
 applied on the device. `get_state()` / `set_state(state, elapsed_steps)` read and write the
 `(num_envs, state_dim)` physics state (columns `state_names`).
 
-Randomness. Each instance owns one `torch.Generator` on `device`; `reset(seed)` seeds it with an
-int, or with the first element of a per-env list (so `reset(s)` and `reset([s, s+1, ...])` give
-the same episodes); `seed=None` draws a fresh nondeterministic seed. Only reset states are
-random. On CPU, a step draws reset states for the sub-envs that just ended only (a host-side
-`nonzero`, free on CPU); on other devices (`dense_resets=True`) it draws a candidate reset state
-for every sub-env and selects with `torch.where`, so a CUDA step never synchronises with the
-host. The two modes consume the generator differently, so the same seed gives the same
-trajectories for a given device and mode; reset draws are not gymnasium's numpy draws.
+Randomness. Only initial states are random, and each sub-environment has a stream of its own:
+`reset(seed)` gives sub-env i the seed `seed + i` (or `seed[i]` for a list), and the initial state
+of its episode e (0 at `reset`, +1 at each autoreset) is a function of (seed_i, e) alone. So sub-env
+i of a batch runs exactly as a lone env reset with its seed, whatever the batch size, the other
+sub-envs or the device. The draws are counter-based, not a generator: component k of that state
+is `low_k + (high_k - low_k) * bits / 2**32` with
+
+    bits = H(H((key_i + e * 0x9E3779B9) mod 2**32) ^ H(k + 1)),   key_i = a 2-round hash of seed_i,
+
+H = `lowbias32` (C. Wellons' integer-hash prospector), all in int64 tensor ops on the device
+(values masked to 32 bits, products below 2**63). The same integers come out on every device,
+and no step waits for the host (Acrobot then rounds to float32, as gymnasium stores it). A step
+hashes either only the sub-envs that just ended (a host-side `nonzero`: cheapest on CPU, the
+default there) or every sub-env, selecting with `torch.where` (`dense_resets`, the default on
+other devices: no host sync); the two give identical results. `state_dict` carries the per-env
+stream keys and episode counters, so a resumed run continues bit for bit, on any device.
+`seed=None` picks a random seed. Initial states have 2**32 levels per component (gymnasium's
+numpy draws have 2**53) and are not gymnasium's numpy draws.
 
 Deviations from gymnasium, all below 1e-5 (tests/test_torch_classic.py pins this):
 - torch's vectorised float64 sin/cos (SLEEF) differ from libm's in the last bit for ~0.1% of
@@ -32,6 +42,7 @@ Deviations from gymnasium, all below 1e-5 (tests/test_torch_classic.py pins this
 from __future__ import annotations
 
 import math
+import secrets
 from typing import Any
 
 import gymnasium as gym
@@ -41,6 +52,27 @@ import torch
 from drlbench.envs.base import Step, VecEnv
 
 F64 = torch.float64
+_MASK32 = 0xFFFFFFFF
+# lowbias32's multipliers; the second is used as its negative residue mod 2**32 so that every
+# product of a 32-bit value stays inside int64 (x * c == x * (c - 2**32) mod 2**32).
+_MUL1 = 0x7FEB352D
+_MUL2 = 0x846CA68B - 2**32
+_GOLDEN = 0x9E3779B9
+
+
+def lowbias32(x: torch.Tensor) -> torch.Tensor:
+    """Wellons' lowbias32 integer hash, elementwise, of int64 values in [0, 2**32)."""
+    x = x ^ (x >> 16)
+    x = (x * _MUL1).bitwise_and_(_MASK32)
+    x ^= x >> 15
+    x = (x * _MUL2).bitwise_and_(_MASK32)
+    return x ^ (x >> 16)
+
+
+def seed_keys(seeds: torch.Tensor) -> torch.Tensor:
+    """32-bit stream keys of int64 seeds; distinct for distinct seeds in [0, 2**32)."""
+    high = lowbias32(((seeds >> 32) & _MASK32) ^ _GOLDEN)
+    return lowbias32((seeds & _MASK32) ^ high)
 
 
 class TorchClassicEnv(VecEnv):
@@ -49,14 +81,18 @@ class TorchClassicEnv(VecEnv):
     The physics state is stored component-major, `(state_dim, num_envs)` float64, so that each
     component (`state_names`) is a contiguous row and every elementwise op runs on contiguous
     memory; `get_state`/`set_state`/`state_dict` speak the usual `(num_envs, state_dim)`.
-    A subclass sets `env_id`, `max_episode_steps`, `state_names`, `discrete` and implements
-    `_spaces()`, `_sample_states(n)`, `_observe(state)` and `_dynamics(state, action)`.
+    A subclass sets `env_id`, `max_episode_steps`, `state_names`, `discrete`, the initial-state
+    box `reset_low`/`reset_high` (one bound per state component; equal bounds give a constant)
+    and implements `_spaces()`, `_observe(state)` and `_dynamics(state, action)`.
     """
 
     env_id: str
     max_episode_steps: int
     state_names: tuple[str, ...]
     discrete: bool
+    reset_low: tuple[float, ...]
+    reset_high: tuple[float, ...]
+    reset_float32 = False            # gymnasium stores the initial state as float32
 
     def __init__(self, num_envs: int, device: str | torch.device = "cpu",
                  seed: int | list[int] | None = 0, dense_resets: bool | None = None):
@@ -64,19 +100,24 @@ class TorchClassicEnv(VecEnv):
             raise ValueError(f"num_envs must be >= 1, got {num_envs}")
         self.num_envs = num_envs
         self.device = torch.device(device)
-        # Masked resets need a host sync (nonzero), free on CPU only.
+        # Hash every sub-env's next initial state each step (no host sync) or only the ended
+        # ones (needs `nonzero`, a host sync: free on CPU only). Same results either way.
         self.dense_resets = self.device.type != "cpu" if dense_resets is None else dense_resets
         self.observation_space, self.action_space = self._spaces()
-        self._generator = torch.Generator(device=self.device)
+        column = lambda values: torch.tensor(values, dtype=F64, device=self.device).unsqueeze(1)
+        self._reset_low = column(self.reset_low)
+        self._reset_scale = (column(self.reset_high) - self._reset_low) * 2.0**-32
+        salts = [lowbias32(torch.tensor(k + 1)).item() for k in range(len(self.state_names))]
+        self._component_salts = torch.tensor(salts, device=self.device).unsqueeze(1)
+        self._constants()
         self.reset(seed)
 
     # ---- what a subclass defines -----------------------------------------------------------
     def _spaces(self) -> tuple[gym.Space, gym.Space]:
         raise NotImplementedError
 
-    def _sample_states(self, n: int) -> torch.Tensor:
-        """n fresh initial states, float64 (state_dim, n), drawn from `self._generator`."""
-        raise NotImplementedError
+    def _constants(self) -> None:
+        """Make constant tensors on `self.device` the step needs (optional)."""
 
     def _observe(self, state: torch.Tensor) -> torch.Tensor:
         """float32 (n, obs_dim) observations of a (state_dim, n) state."""
@@ -87,18 +128,30 @@ class TorchClassicEnv(VecEnv):
         """One physics step: (next_state, a new tensor; reward float32; terminated bool)."""
         raise NotImplementedError
 
+    # ---- initial states ----------------------------------------------------------------------
+    def _initial_states(self, keys: torch.Tensor, episodes: torch.Tensor) -> torch.Tensor:
+        """float64 (state_dim, n) initial states of episodes `episodes` of the streams `keys`."""
+        episode_keys = lowbias32((episodes * _GOLDEN).add_(keys).bitwise_and_(_MASK32))
+        bits = lowbias32(episode_keys ^ self._component_salts)           # (state_dim, n)
+        state = bits.to(F64).mul_(self._reset_scale).add_(self._reset_low)
+        return state.to(torch.float32).to(F64) if self.reset_float32 else state
+
     # ---- the VecEnv contract -----------------------------------------------------------------
     def reset(self, seed: int | list[int] | None = None) -> torch.Tensor:
-        """Reseed (unless `seed` is None), draw fresh initial states, zero the step counters."""
-        if isinstance(seed, (list, tuple)):
+        """Seed sub-env i with `seed + i` (or `seed[i]`; a random seed if None), draw fresh
+        initial states, zero the step counters."""
+        if isinstance(seed, (list, tuple, np.ndarray, torch.Tensor)):
             if len(seed) != self.num_envs:
                 raise ValueError(f"got {len(seed)} seeds for {self.num_envs} environments")
-            seed = int(seed[0])
-        if seed is None:
-            self._generator.seed()
+            if not isinstance(seed, torch.Tensor):
+                seed = torch.as_tensor(np.asarray(seed, dtype=np.int64))
+            seeds = seed.to(self.device, torch.int64)
         else:
-            self._generator.manual_seed(int(seed))
-        self._state = self._sample_states(self.num_envs)
+            start = secrets.randbits(62) if seed is None else int(seed)
+            seeds = torch.arange(start, start + self.num_envs, dtype=torch.int64, device=self.device)
+        self._keys = seed_keys(seeds)
+        self._episodes = torch.zeros(self.num_envs, dtype=torch.int64, device=self.device)
+        self._state = self._initial_states(self._keys, self._episodes)
         self._elapsed = torch.zeros(self.num_envs, dtype=torch.int64, device=self.device)
         return self._observe(self._state)
 
@@ -109,15 +162,16 @@ class TorchClassicEnv(VecEnv):
         truncated = elapsed >= self.max_episode_steps
         done = terminated | truncated
         final_obs = self._observe(next_state)
+        self._episodes = self._episodes + done
         if self.dense_resets:
-            fresh = self._sample_states(self.num_envs)
+            fresh = self._initial_states(self._keys, self._episodes)
             next_state = torch.where(done, fresh, next_state)
             obs = torch.where(done.unsqueeze(1), self._observe(fresh), final_obs)
         else:
             ended = done.nonzero().squeeze(1)
             obs = final_obs.clone()
             if len(ended):
-                fresh = self._sample_states(len(ended))
+                fresh = self._initial_states(self._keys[ended], self._episodes[ended])
                 next_state[:, ended] = fresh
                 obs[ended] = self._observe(fresh)
         self._state = next_state
@@ -129,23 +183,20 @@ class TorchClassicEnv(VecEnv):
         return {
             "env_id": self.env_id,
             "num_envs": self.num_envs,
-            "device_type": self.device.type,
-            "dense_resets": self.dense_resets,
-            "state": self.get_state(),
-            "elapsed_steps": self._elapsed.clone(),
-            "generator": self._generator.get_state(),
+            "state": self.get_state().cpu(),
+            "elapsed_steps": self._elapsed.cpu(),
+            "stream_keys": self._keys.cpu(),
+            "episodes": self._episodes.cpu(),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Continue from `state_dict()`; any device (physics may differ in the last bit)."""
         if state["env_id"] != self.env_id or state["num_envs"] != self.num_envs:
             raise ValueError(f"state of {state['num_envs']}x {state['env_id']} cannot load into "
                              f"{self.num_envs}x {self.env_id}")
-        if state["device_type"] != self.device.type:
-            raise ValueError(f"state saved on {state['device_type']} cannot continue on "
-                             f"{self.device.type}: the random streams differ")
-        self.dense_resets = state["dense_resets"]
         self.set_state(state["state"], state["elapsed_steps"])
-        self._generator.set_state(state["generator"])
+        self._keys = state["stream_keys"].to(self.device, torch.int64).clone()
+        self._episodes = state["episodes"].to(self.device, torch.int64).clone()
 
     # ---- direct access (tests, debugging) ---------------------------------------------------
     def get_state(self) -> torch.Tensor:
@@ -156,6 +207,11 @@ class TorchClassicEnv(VecEnv):
     def elapsed_steps(self) -> torch.Tensor:
         """Steps taken in each sub-env's current episode, (num_envs,) int64."""
         return self._elapsed.clone()
+
+    @property
+    def episodes(self) -> torch.Tensor:
+        """Episodes each sub-env has started since `reset`, minus one: (num_envs,) int64."""
+        return self._episodes.clone()
 
     def set_state(self, state: torch.Tensor | np.ndarray,
                   elapsed_steps: torch.Tensor | np.ndarray | None = None) -> torch.Tensor:
@@ -168,11 +224,6 @@ class TorchClassicEnv(VecEnv):
             self._elapsed = (torch.as_tensor(elapsed_steps, dtype=torch.int64).to(self.device)
                              .reshape(self.num_envs).clone())
         return self._observe(self._state)
-
-    def _uniform(self, n: int, low: float, high: float, rows: int = 1,
-                 dtype: torch.dtype = F64) -> torch.Tensor:
-        u = torch.rand(rows, n, dtype=dtype, device=self.device, generator=self._generator)
-        return u.mul_(high - low).add_(low)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.env_id}, num_envs={self.num_envs}, device={self.device})"
@@ -201,24 +252,28 @@ class TorchCartPole(TorchClassicEnv):
     tau = 0.02
     theta_threshold_radians = 12 * 2 * math.pi / 360
     x_threshold = 2.4
+    reset_low, reset_high = (-0.05,) * 4, (0.05,) * 4
 
     def _spaces(self):
         high = np.array([self.x_threshold * 2, np.inf, self.theta_threshold_radians * 2, np.inf],
                         dtype=np.float32)
         return gym.spaces.Box(-high, high, dtype=np.float32), gym.spaces.Discrete(2)
 
-    def _sample_states(self, n):
-        return self._uniform(n, -0.05, 0.05, rows=4)
 
     def _observe(self, state):
         return _rows_to_obs(state)
+
+    def _constants(self):
+        scalar = lambda value: torch.tensor(value, dtype=F64, device=self.device)
+        self._force_right, self._force_left = scalar(self.force_mag), scalar(-self.force_mag)
+        self._thresholds = scalar([[self.x_threshold], [self.theta_threshold_radians]])
 
     def _dynamics(self, state, action):
         # gymnasium's expressions, in gymnasium's order of operations (bit-identical results
         # wherever torch's sin/cos are); in-place ops only where they change no rounding.
         plm, mp, tm = self.polemass_length, self.masspole, self.total_mass
         x, x_dot, theta, theta_dot = state
-        force = (action == 1).to(F64).mul_(2 * self.force_mag).sub_(self.force_mag)  # +-10
+        force = torch.where(action == 1, self._force_right, self._force_left)
         costheta = torch.cos(theta)
         sintheta = torch.sin(theta)
         temp = (theta_dot * theta_dot).mul_(plm).mul_(sintheta).add_(force).div_(tm)
@@ -226,8 +281,7 @@ class TorchCartPole(TorchClassicEnv):
         thetaacc = (sintheta * self.gravity).sub_(costheta * temp).div_(denominator)
         xacc = torch.sub(temp, (thetaacc * plm).mul_(costheta).div_(tm))
         next_state = torch.stack((x_dot, xacc, theta_dot, thetaacc)).mul_(self.tau).add_(state)
-        terminated = ((next_state[0].abs() > self.x_threshold)
-                      | (next_state[2].abs() > self.theta_threshold_radians))
+        terminated = (next_state[0::2].abs() > self._thresholds).any(0)    # |x|, |theta|
         reward = torch.ones(self.num_envs, dtype=torch.float32, device=self.device)
         return next_state, reward, terminated
 
@@ -246,6 +300,7 @@ class TorchPendulum(TorchClassicEnv):
     g = 10.0
     m = 1.0
     l = 1.0  # noqa: E741 (gymnasium's name)
+    reset_low, reset_high = (-math.pi, -1.0), (math.pi, 1.0)
 
     def _spaces(self):
         high = np.array([1.0, 1.0, self.max_speed], dtype=np.float32)
@@ -253,8 +308,6 @@ class TorchPendulum(TorchClassicEnv):
                 gym.spaces.Box(low=-self.max_torque, high=self.max_torque, shape=(1,),
                                dtype=np.float32))
 
-    def _sample_states(self, n):
-        return torch.cat((self._uniform(n, -math.pi, math.pi), self._uniform(n, -1.0, 1.0)))
 
     def _observe(self, state):
         theta, theta_dot = state
@@ -291,15 +344,13 @@ class TorchMountainCar(TorchClassicEnv):
     goal_velocity = 0.0
     force = 0.001
     gravity = 0.0025
+    reset_low, reset_high = (-0.6, 0.0), (-0.4, 0.0)
 
     def _spaces(self):
         low = np.array([self.min_position, -self.max_speed], dtype=np.float32)
         high = np.array([self.max_position, self.max_speed], dtype=np.float32)
         return gym.spaces.Box(low, high, dtype=np.float32), gym.spaces.Discrete(3)
 
-    def _sample_states(self, n):
-        position = self._uniform(n, -0.6, -0.4)
-        return torch.cat((position, torch.zeros_like(position)))
 
     def _observe(self, state):
         return _rows_to_obs(state)
@@ -375,14 +426,13 @@ class TorchAcrobot(TorchClassicEnv):
     MAX_VEL_1 = 4 * math.pi
     MAX_VEL_2 = 9 * math.pi
     g = 9.8
+    reset_low, reset_high = (-0.1,) * 4, (0.1,) * 4
+    reset_float32 = True
 
     def _spaces(self):
         high = np.array([1.0, 1.0, 1.0, 1.0, self.MAX_VEL_1, self.MAX_VEL_2], dtype=np.float32)
         return gym.spaces.Box(low=-high, high=high, dtype=np.float32), gym.spaces.Discrete(3)
 
-    def _sample_states(self, n):
-        # gymnasium draws float64 and stores float32; the draw is float32 here directly.
-        return self._uniform(n, -0.1, 0.1, rows=4, dtype=torch.float32).to(F64)
 
     def _observe(self, state):
         theta1, theta2, dtheta1, dtheta2 = state
@@ -448,5 +498,14 @@ def make_torch_classic(env_id: str, num_envs: int = 1, device: str | torch.devic
     return cls(num_envs, device=device, seed=seed, **kwargs)
 
 
-__all__ = ["TORCH_ENVS", "TorchAcrobot", "TorchCartPole", "TorchClassicEnv", "TorchMountainCar",
+ENV_IDS = tuple(TORCH_ENVS)
+EXTRA = None
+
+
+def make(env_id: str, num_envs: int, device: str | torch.device, **options: Any) -> TorchClassicEnv:
+    """Backend entry point for `drlbench.envs.make`."""
+    return make_torch_classic(env_id, num_envs, device, **options)
+
+
+__all__ = ["ENV_IDS", "TORCH_ENVS", "TorchAcrobot", "TorchCartPole", "TorchClassicEnv", "TorchMountainCar",
            "TorchMountainCarContinuous", "TorchPendulum", "make_torch_classic"]
