@@ -77,19 +77,57 @@ def build_parser() -> Parser:
     lister = verbs.add_parser("list", help="list agents or environments", description="List what exists.")
     lister.add_argument("what", choices=["agents", "envs"], help="agents or envs")
     lister.set_defaults(handler=cmd_list)
+
+    stats = verbs.add_parser(
+        "stats", help="aggregate scores of run records with bootstrap confidence intervals",
+        description="Read the run records under RUNS_DIR and print, per label, the IQM, mean, median and "
+                    "optimality gap of normalised final scores with 95% stratified-bootstrap intervals "
+                    "(Agarwal et al. 2021), and the final returns per environment. Records that cannot "
+                    "be used are listed with the reason.")
+    stats.add_argument("runs_dir", type=Path, metavar="RUNS_DIR", help="directory of run records (e.g. runs/)")
+    stats.add_argument("--suite", help="use only this suite's environments and reference scores "
+                                       "(default: each run's own suite)")
+    stats.add_argument("--score", choices=["final", "best"], default="final",
+                       help="final: last evaluation's return (default); best: best during training")
+    stats.add_argument("--reps", type=positive_int, default=50_000, help="bootstrap replicates (default 50000)")
+    stats.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
+    stats.set_defaults(handler=cmd_stats)
+
+    compare = verbs.add_parser(
+        "compare", help="compare agents with AdaStop, training only the seeds it needs",
+        description="AdaStop (Mathieu et al. 2024): train n seeds per agent per interim, test all pairs "
+                    "with a group-sequential permutation test, stop each agent once its comparisons are "
+                    "decided. Matching completed runs under --out are reused; run again to resume.")
+    compare.add_argument("agents", nargs="+", metavar="AGENT", help="two or more agents (see `drlbench list agents`)")
+    compare.add_argument("--env", required=True, help="environment: short name (Pendulum) or full ID")
+    compare.add_argument("--suite", help="check that ENV belongs to this suite")
+    compare.add_argument("--n", type=positive_int, default=5, help="runs per agent per interim (default 5)")
+    compare.add_argument("--K", type=positive_int, default=5, help="at most this many interims (default 5)")
+    compare.add_argument("--alpha", type=float, default=0.05, help="family-wise error level (default 0.05)")
+    compare.add_argument("--B", type=positive_int, default=10_000,
+                         help="permutation paths when enumeration is too large (default 10000)")
+    compare.add_argument("--steps", type=positive_int, help="environment steps per run (default: the suite's budget)")
+    compare.add_argument("--out", type=Path, default=Path("runs"), help="directory for run records (default runs/)")
+    compare.add_argument("--set", dest="overrides", action="extend", nargs="+", default=[], metavar="KEY=VALUE",
+                         help="override a hyperparameter of every agent, or AGENT:KEY=VALUE of one agent")
+    compare.add_argument("--seed", type=int, default=0, help="seed of the random permutations (default 0)")
+    compare.add_argument("--quiet", action="store_true", help="no training progress bars")
+    compare.set_defaults(handler=cmd_compare)
     return parser
 
 
 # --- run ----------------------------------------------------------------------------------
-def resolve_run(args) -> tuple[list, list[int]]:
-    """Turn CLI arguments into RunConfigs (one per batch) and the seeds already completed."""
+def resolve_variant(args):
+    """The RunConfig that `drlbench run` arguments describe, without seeds (seeds=()).
+
+    Shared by `run` and `compare`: the agent's preset for the environment's suite, `--set`
+    overrides, the step budget, the evaluation protocol and the label."""
     import torch
 
     from drlbench import envs
     from drlbench.agents import get_agent
     from drlbench.config import RunConfig, build, load_preset, suite_of
     from drlbench.loops import LOOPS
-    from drlbench.records import RunRecord, run_dir
 
     agent_cls = get_agent(args.agent)
     env_id = envs.resolve(args.env)
@@ -111,11 +149,28 @@ def resolve_run(args) -> tuple[list, list[int]]:
     if overrides and not args.tag:
         digest = hashlib.sha1(json.dumps(overrides, sort_keys=True).encode()).hexdigest()[:8]
         label = f"{agent_cls.name}-{digest}"
+    progress = "off" if args.quiet else ("lines" if args.jobs > 1 and not args.batched else "bar")
+    return RunConfig(
+        agent=agent_cls.name, label=label, env_id=env_id, suite=suite.name if suite else None,
+        seeds=(), steps=steps, num_envs=args.num_envs, device=args.device,
+        eval_every_steps=args.eval_every or (suite.eval_every_steps if suite else 5000),
+        eval_episodes=args.eval_episodes or (suite.eval_episodes if suite else 10),
+        out=args.out, batched=args.batched, tensorboard=args.tensorboard, progress=progress,
+        hyperparameters=hyperparameters, loop=loop, overrides=overrides)
+
+
+def resolve_run(args) -> tuple[list, list[int]]:
+    """Turn CLI arguments into RunConfigs (one per batch) and the seeds already completed."""
+    import dataclasses
+
+    from drlbench.records import RunRecord, run_dir
+
+    template = resolve_variant(args)
     seeds = args.seeds or [args.seed if args.seed is not None else 0]
 
     todo, done = [], []
     for seed in seeds:
-        path = run_dir(args.out, env_id, label, seed)
+        path = run_dir(args.out, template.env_id, template.label, seed)
         if (path / "run.json").exists():
             status = RunRecord.load(path).meta.get("status")
             if status == "completed":
@@ -126,14 +181,7 @@ def resolve_run(args) -> tuple[list, list[int]]:
                                  f"or remove the directory")
         todo.append(seed)
     groups = [todo] if args.batched and todo else [[s] for s in todo]
-    progress = "off" if args.quiet else ("lines" if args.jobs > 1 and not args.batched else "bar")
-    configs = [RunConfig(
-        agent=agent_cls.name, label=label, env_id=env_id, suite=suite.name if suite else None,
-        seeds=tuple(group), steps=steps, num_envs=args.num_envs, device=args.device,
-        eval_every_steps=args.eval_every or (suite.eval_every_steps if suite else 5000),
-        eval_episodes=args.eval_episodes or (suite.eval_episodes if suite else 10),
-        out=args.out, batched=args.batched, tensorboard=args.tensorboard, progress=progress,
-        hyperparameters=hyperparameters, loop=loop, overrides=overrides) for group in groups]
+    configs = [dataclasses.replace(template, seeds=tuple(group)) for group in groups]
     return configs, done
 
 
@@ -200,6 +248,95 @@ def cmd_list(args) -> int:
             print(f"  {env_id:<28} {entry['steps']:>10,} steps   random {entry['random_score']:>9.2f}   "
                   f"target {entry['target_score']:>9.2f}")
     print("Any other gymnasium ID works too, with --steps.")
+    return 0
+
+
+# --- stats --------------------------------------------------------------------------------
+def cmd_stats(args) -> int:
+    import numpy as np
+
+    from drlbench.compare import text_table
+    from drlbench.config import load_suites
+    from drlbench.results import reference_scores, scan, score_table
+    from drlbench.stats import StatsError, interval_estimates
+
+    runs, problems = scan(args.runs_dir)
+    table = score_table(runs, args.suite, args.score)
+    try:
+        estimates = interval_estimates(table.normalized, reps=args.reps, seed=args.seed)
+    except StatsError as exc:
+        raise UsageError(str(exc)) from None
+    tasks = ", ".join(f"{e} ({table.references[e][2]})" for e in table.tasks)
+    print(f"{sum(v.size for v in table.raw.values())} runs of {len(table.labels)} label(s) on "
+          f"{len(table.tasks)} environment(s): {tasks}")
+    print(f"normalised {table.score} score = (return - random) / (target - random); "
+          f"95% stratified-bootstrap percentile intervals, {args.reps:,} replicates, seed {args.seed}")
+    print()
+    rows = [("label", "runs x tasks", "IQM", "mean", "median", "optimality gap")]
+    for label in table.labels:
+        est = estimates[label]
+        rows.append((label, "{} x {}".format(*table.normalized[label].shape),
+                     *(f"{e.point:.3f} [{e.lower:.3f}, {e.upper:.3f}]" for e in
+                       (est["iqm"], est["mean"], est["median"], est["optimality_gap"]))))
+    print("\n".join(text_table(rows)))
+    print()
+    print(f"{table.score} return per environment: mean +- std (runs)")
+    suite_envs = load_suites()[args.suite].envs if args.suite else None
+    shown = [r for r in runs if suite_envs is None or r.env_id in suite_envs]
+    labels = sorted({r.label for r in shown})
+    rows = [("environment", "random", "target", *labels)]
+    for env_id in sorted({r.env_id for r in shown}):
+        try:
+            named = next((r.suite for r in shown if r.env_id == env_id and r.suite), None)
+            random_score, target, _ = reference_scores(env_id, args.suite or named)
+            refs = (f"{random_score:.2f}", f"{target:.2f}")
+        except UsageError:
+            refs = ("-", "-")
+        cells = []
+        for label in labels:
+            values = np.array([r.score(table.score) for r in shown if r.env_id == env_id and r.label == label])
+            spread = f"{values.std(ddof=1):.2f}" if values.size > 1 else "-"
+            cells.append("-" if values.size == 0 else f"{values.mean():.2f} +- {spread} ({values.size})")
+        rows.append((env_id, *refs, *cells))
+    print("\n".join(text_table(rows)))
+    left_out = problems + table.notes
+    if left_out:
+        print()
+        print(f"left out ({len(left_out)}):")
+        for problem in left_out:
+            print(f"  {problem}")
+    return 0
+
+
+# --- compare ------------------------------------------------------------------------------
+def cmd_compare(args) -> int:
+    from drlbench.compare import decision_table, run_compare
+    from drlbench.stats import StatsError
+
+    if args.suite is not None:
+        from drlbench import envs
+        from drlbench.config import get_suite
+
+        suite, env_id = get_suite(args.suite), envs.resolve(args.env)
+        if env_id not in suite.envs:
+            raise UsageError(f"{env_id} is not in suite {suite.name!r} (it lists: {', '.join(suite.envs)})")
+    if not 0.0 < args.alpha < 1.0:
+        raise UsageError(f"--alpha {args.alpha}: expected a level in (0, 1)")
+    try:
+        test, agents = run_compare(args.agents, args.env, n=args.n, K=args.K, alpha=args.alpha, B=args.B,
+                                   steps=args.steps, out=args.out, overrides=args.overrides, seed=args.seed,
+                                   quiet=args.quiet, echo=lambda line: print(line, file=sys.stderr))
+    except StatsError as exc:
+        raise UsageError(str(exc)) from None
+    except KeyboardInterrupt:
+        print("drlbench: interrupted; run the same command again to resume", file=sys.stderr)
+        return 130
+    except UsageError:
+        raise
+    except Exception as exc:  # a failed run: its record holds the error and error.txt the traceback
+        print(f"drlbench: run failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+    print(decision_table(test, agents))
     return 0
 
 

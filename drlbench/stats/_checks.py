@@ -16,6 +16,8 @@ def as_score_matrix(scores, name: str = "scores") -> np.ndarray:
         arr = np.asarray(scores, dtype=np.float64)
     except (ValueError, TypeError) as exc:
         raise StatsError(f"{name}: not a rectangular numeric (runs, tasks) array ({exc})") from None
+    if arr.ndim < 2 and arr.size == 0:  # e.g. an agent given as []
+        raise StatsError(f"{name}: has no runs (shape {arr.shape})")
     if arr.ndim != 2:
         raise StatsError(f"{name}: expected a 2-D (runs, tasks) array, got shape {arr.shape}")
     if arr.shape[0] == 0:
@@ -63,7 +65,11 @@ def check_reps(reps) -> int:
 
 
 def check_confidence(confidence) -> float:
-    if not 0.0 < float(confidence) < 1.0:
+    try:
+        ok = 0.0 < float(confidence) < 1.0
+    except (TypeError, ValueError):
+        ok = False
+    if not ok:
         raise StatsError(f"confidence: expected a value in (0, 1), got {confidence!r}")
     return float(confidence)
 

@@ -2,8 +2,8 @@
 
 Mathieu, Della Vecchia, Shilova, Medeiros Centa, Kohler, Maillard, Preux, "AdaStop: adaptive
 statistical testing for sound comparisons of Deep RL agents", arXiv 2306.10882 (TMLR 2024).
-See the `AdaStop` docstring for the algorithm and docs/adastop.md for how this implementation
-differs from the `adastop` package (0.1.3) and why.
+See the `AdaStop` docstring for the algorithm and docs/statistics.md for how this implementation
+differs from the paper's text and from the `adastop` package (0.1.3), and why.
 """
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import json
 import math
 from collections.abc import Mapping
 from functools import lru_cache
+from pathlib import Path
 
 import numpy as np
 
@@ -71,12 +72,19 @@ class AdaStop:
     block. sigma_m reshuffles the pooled block-m scores of *all* agents active at interim m and
     deals them back into groups of n, one group per agent; every comparison's permuted
     statistic T_c(sigma) is read from the same dealt blocks. Permuting the agents jointly is
-    what makes the joint law of (T_c)_c invariant under the null (the paper's invariance lemma
-    over connected components of true hypotheses); permuting each pair separately, as the
-    package does, does not reproduce the dependence between comparisons.
+    what makes the joint law of (T_c)_c exactly invariant when every agent has the same score
+    distribution. The paper writes T_c(sigma) with one sigma in S_2n applied to each pair's own
+    concatenated scores; a note in its LaTeX sources shows that no single permutation of the
+    data realises that for pairs sharing an agent, and adastop 0.1.3 even draws independent
+    splits per pair, so neither reproduces the dependence between comparisons (the package
+    with |.| patched in: FWE 0.067 for 4 equal agents, K=1).
+    Limitation: with some nulls false, agents with different distributions are pooled too; for
+    location shifts this keeps the level but costs power for close pairs, and an agent with a
+    much smaller spread can shrink the boundary of a true-null pair (FWE about 0.085 at alpha
+    0.05 in docs/statistics.md). With two agents the test is exact for any distributions.
     The null is two-sided: T_c(sigma) takes |.| like the observed statistic (the paper; the
     package's first commit). adastop 0.1.3 compares |observed| with a max of *signed* permuted
-    differences and so runs at about 2*alpha (docs/adastop.md).
+    differences and so runs at about 2*alpha (docs/statistics.md).
 
     Exact or sampled. With M_m = (L_m n)! / (n!)^{L_m} distinct deals of block m, interim k
     has P_k = prod_{m<=k} M_m paths. While P_k <= B every path is enumerated (exact test);
@@ -172,6 +180,13 @@ class AdaStop:
         return dict(zip(self.comparisons, self._decisions))
 
     @property
+    def scores(self) -> dict[str, np.ndarray]:
+        """The scores used so far per agent (copies)."""
+        if self._agents is None:
+            return {}
+        return {name: s.copy() for name, s in zip(self._agents, self._scores)}
+
+    @property
     def level_spent(self) -> float:
         return self._level_spent
 
@@ -219,21 +234,24 @@ class AdaStop:
         """Run the next interim on `scores` ({agent: every score so far}); return decisions."""
         if not isinstance(scores, Mapping):
             raise StatsError(f"scores: expected a mapping {{agent: scores}}, got {type(scores).__name__}")
-        if self._agents is None:
-            self._setup(list(scores))
-        missing = [a for a in self._agents if a not in scores]
-        extra = [a for a in scores if a not in self._agents]
+        first = self._agents is None
+        agents, pairs = self._setup(list(scores)) if first else (self._agents, self._pairs)
+        missing = [a for a in agents if a not in scores]
+        extra = [a for a in scores if a not in agents]
         if missing or extra:
-            raise StatsError(f"scores: agents differ from the first interim's {self._agents} "
+            raise StatsError(f"scores: agents differ from the first interim's {agents} "
                              f"(missing {missing}, unknown {extra})")
         if self.is_finished:
             return self.decisions
         k = self.interim + 1
-        active = self._active_agents()
+        if k > self.K:
+            raise StatsError(f"AdaStop state: {self.interim} interims done (K={self.K}) but comparisons "
+                             "are still undecided; the state is corrupt")
+        active = (sorted({a for pair in pairs for a in pair}) if first else self._active_agents())
         fresh = {}
-        for idx, name in enumerate(self._agents):
+        for idx, name in enumerate(agents):
             arr = as_score_vector(scores[name], f"scores[{name!r}]")
-            old = self._scores[idx]
+            old = self._scores[idx] if not first else np.empty(0)
             if idx in active and arr.size != self.n * k:
                 raise StatsError(f"scores[{name!r}]: expected {self.n * k} scores at interim {k} "
                                  f"({self.n} per interim), got {arr.size}")
@@ -244,6 +262,11 @@ class AdaStop:
                 raise StatsError(f"scores[{name!r}]: the first {old.size} scores differ from "
                                  "those used at earlier interims")
             fresh[idx] = arr
+        if first:  # commit the set-up only once the first scores are known to be valid
+            self._agents, self._pairs = agents, pairs
+            self._scores = [np.empty(0) for _ in agents]
+            self._decisions = [_CONTINUE] * len(pairs)
+            self._decided_at = [None] * len(pairs)
         for idx in active:
             self._scores[idx] = fresh[idx].copy()
 
@@ -256,7 +279,8 @@ class AdaStop:
         return self.decisions
 
     # ------------------------------------------------------------------ internals
-    def _setup(self, names: list) -> None:
+    def _setup(self, names: list) -> tuple[list[str], list[tuple[int, int]]]:
+        """Agent names and comparison pairs (indices) for the first interim's agents."""
         if len(names) < 2:
             raise StatsError(f"scores: AdaStop needs at least 2 agents, got {names}")
         for name in names:
@@ -286,11 +310,7 @@ class AdaStop:
                 pairs.append(tuple(ij))
             if not pairs:
                 raise StatsError("comparisons: empty list")
-        self._agents = list(names)
-        self._pairs = pairs
-        self._scores = [np.empty(0) for _ in names]
-        self._decisions = [_CONTINUE] * len(pairs)
-        self._decided_at = [None] * len(pairs)
+        return list(names), pairs
 
     def _active_agents(self) -> list[int]:
         live = set()
@@ -448,27 +468,38 @@ class AdaStop:
             raise StatsError(f"AdaStop state: not valid JSON ({exc})") from None
         if not isinstance(state, dict) or state.get("format") != _FORMAT:
             raise StatsError(f"AdaStop state: expected format {_FORMAT!r}")
-        cfg = state["config"]
-        test = cls(n=cfg["n"], K=cfg["K"], B=cfg["B"], alpha=cfg["alpha"],
-                   comparisons=cfg["comparisons"], seed=cfg["seed"])
-        if state["agents"] is not None:
-            test._agents = list(state["agents"])
-            test._pairs = [tuple(p) for p in state["pairs"]]
-            test._scores = [np.asarray(s, dtype=np.float64) for s in state["scores"]]
-            test._decisions = list(state["decisions"])
-            test._decided_at = list(state["decided_at"])
-            test._level_spent = float(state["level_spent"])
-            test._interims = state["interims"]
+        try:
+            cfg = state["config"]
+            test = cls(n=cfg["n"], K=cfg["K"], B=cfg["B"], alpha=cfg["alpha"],
+                       comparisons=cfg["comparisons"], seed=cfg["seed"])
+            if state["agents"] is not None:
+                test._agents = [str(a) for a in state["agents"]]
+                test._pairs = [(int(i), int(j)) for i, j in state["pairs"]]
+                test._scores = [np.asarray(s, dtype=np.float64) for s in state["scores"]]
+                test._decisions = [str(d) for d in state["decisions"]]
+                test._decided_at = list(state["decided_at"])
+                test._level_spent = float(state["level_spent"])
+                test._interims = list(state["interims"])
+                sizes = {len(test._scores), len(test._agents)}
+                if len(sizes) != 1 or len(test._decisions) != len(test._pairs):
+                    raise ValueError("inconsistent lengths")
+        except (KeyError, TypeError, ValueError) as exc:
+            raise StatsError(f"AdaStop state: corrupt ({type(exc).__name__}: {exc})") from None
         return test
 
     def save(self, path) -> None:
-        with open(path, "w", encoding="utf-8") as fh:
-            fh.write(self.to_json())
+        """Write the state as JSON, atomically (temporary file, then rename)."""
+        from drlbench.records import atomic_write
+
+        atomic_write(Path(path), self.to_json().encode("utf-8"))
 
     @classmethod
     def load(cls, path) -> "AdaStop":
-        with open(path, encoding="utf-8") as fh:
-            return cls.from_json(fh.read())
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except OSError as exc:
+            raise StatsError(f"AdaStop state {path}: cannot read ({exc.strerror or exc})") from None
+        return cls.from_json(text)
 
     def __repr__(self) -> str:
         return (f"AdaStop(n={self.n}, K={self.K}, B={self.B}, alpha={self.alpha}, "
