@@ -4,19 +4,20 @@ Both train on HalfCheetah-v5 with SB3's SAC defaults (which match the paper's Ta
 256-256 ReLU networks, Adam 3e-4, batch 256, buffer 1e6, gamma 0.99, tau 0.005, one gradient
 step per environment step, learned temperature starting at 1 with target entropy -|A|.
 Each run collects `--warmup` uniform-random steps (no updates), then is timed over `--steps`
-learning steps (environment step + gradient update each). Runs alternate between the two
+learning steps (environment step + gradient update each: `steps` updates on both sides, no
+evaluation inside the timed window). Runs alternate between the two
 libraries `--repeats` times; the median steps/s of each is reported.
 
-    taskset -c 0 python benchmarks/sac_vs_sb3.py --steps 2000 --repeats 3
+    taskset -c 1 python benchmarks/sac_vs_sb3.py --steps 2000 --repeats 3
 """
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import tempfile
 import time
-from pathlib import Path
 
 import torch
 
@@ -31,26 +32,45 @@ def sb3_steps_per_second(warmup: int, steps: int, seed: int) -> float:
                 batch_size=256, tau=0.005, gamma=0.99, train_freq=1, gradient_steps=1, ent_coef="auto",
                 policy_kwargs={"net_arch": [256, 256]}, seed=seed, device="cpu")
     model.learn(warmup)
+    updates = model._n_updates
     start = time.perf_counter()
     model.learn(steps, reset_num_timesteps=False)
-    return steps / (time.perf_counter() - start)
+    elapsed = time.perf_counter() - start
+    assert model._n_updates - updates == steps, (model._n_updates - updates, steps)
+    return steps / elapsed
 
 
 def drlbench_steps_per_second(warmup: int, steps: int, seed: int) -> float:
     from drlbench.cli import build_parser, resolve_run
-    from drlbench.harness import train
+    from drlbench.harness import Session, train
 
-    with tempfile.TemporaryDirectory() as out:
-        args = build_parser().parse_args([
-            "run", "sac", "--env", ENV, "--steps", str(warmup + steps), "--seed", str(seed), "--out", out,
-            "--eval-every", str(warmup), "--eval-episodes", "1", "--quiet",
-            "--set", f"random_steps={warmup}", f"learning_starts={warmup}", "buffer_size=1000000",
-            "batch_size=256", "actor_lr=3e-4", "critic_lr=3e-4", "alpha_lr=3e-4", "hidden_sizes=256,256",
-            "gamma=0.99", "tau=0.005", "updates_per_step=1", "initial_alpha=1.0"])
-        (cfg,), _ = resolve_run(args)
-        record = train(cfg)[0]
-        rows = {row["step"]: row["wall_time_s"] for row in record.evaluations}
-        return steps / (rows[warmup + steps] - rows[warmup])
+    # Clock the loop at the end of environment steps `warmup` and `warmup + steps`, before the
+    # harness's evaluation there (the only evaluations are at step 0 and the last step).
+    clock: dict[int, tuple[float, int]] = {}
+    after_step = Session.after_step
+
+    def timed_after_step(self, loop_state):
+        if self.step in (warmup, warmup + steps):
+            clock[self.step] = time.perf_counter(), self.agent.updates
+        after_step(self, loop_state)
+
+    Session.after_step = timed_after_step
+    try:
+        with tempfile.TemporaryDirectory() as out:
+            args = build_parser().parse_args([
+                "run", "sac", "--env", ENV, "--steps", str(warmup + steps), "--seed", str(seed), "--out", out,
+                "--eval-every", str(warmup + steps), "--eval-episodes", "1", "--quiet",
+                # SB3 trains once per step when num_timesteps > learning_starts; drlbench when step >= learning_starts
+                "--set", f"random_steps={warmup}", f"learning_starts={warmup + 1}", "buffer_size=1000000",
+                "batch_size=256", "actor_lr=3e-4", "critic_lr=3e-4", "alpha_lr=3e-4", "hidden_sizes=256,256",
+                "gamma=0.99", "tau=0.005", "updates_per_step=1", "initial_alpha=1.0"])
+            (cfg,), _ = resolve_run(args)
+            train(cfg)
+    finally:
+        Session.after_step = after_step
+    (start, first), (end, last) = clock[warmup], clock[warmup + steps]
+    assert last - first == steps, (last - first, steps)
+    return steps / (end - start)
 
 
 def main() -> None:
@@ -60,6 +80,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
     torch.set_num_threads(1)
+    load_before = os.getloadavg()[0]   # other processes on a shared machine slow both sides
     results: dict[str, list[float]] = {"stable-baselines3": [], "drlbench": []}
     for repeat in range(args.repeats):
         for name, fn in (("stable-baselines3", sb3_steps_per_second), ("drlbench", drlbench_steps_per_second)):
@@ -68,7 +89,8 @@ def main() -> None:
             print(f"repeat {repeat}: {name:<18} {rate:7.1f} steps/s", file=sys.stderr, flush=True)
     sb3, ours = (statistics.median(results[k]) for k in ("stable-baselines3", "drlbench"))
     print(f"\nSAC on {ENV}, {args.steps} learning steps after {args.warmup} warm-up steps, 1 torch thread, "
-          f"median of {args.repeats} alternating runs (torch {torch.__version__})\n")
+          f"median of {args.repeats} alternating runs (torch {torch.__version__}); "
+          f"1-min load average {load_before:.2f} before, {os.getloadavg()[0]:.2f} after\n")
     print("| library | steps/s (median) | runs |")
     print("|---|---|---|")
     for name, rates in results.items():

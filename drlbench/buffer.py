@@ -27,8 +27,11 @@ class ReplayBuffer:
         rows = torch.cat(
             [obs, action, reward.unsqueeze(-1), next_obs, terminated.to(obs.dtype).unsqueeze(-1)], dim=-1)
         n = rows.shape[1]
-        index = (self.position + torch.arange(n, device=rows.device)) % self.capacity
-        self.table[:, index] = rows
+        if self.position + n <= self.capacity:
+            self.table[:, self.position:self.position + n] = rows
+        else:
+            index = (self.position + torch.arange(n, device=rows.device)) % self.capacity
+            self.table[:, index] = rows
         self.position = (self.position + n) % self.capacity
         self.size = min(self.size + n, self.capacity)
 

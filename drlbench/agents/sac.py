@@ -16,7 +16,9 @@ Policy: tanh-squashed Gaussian, sigma = softplus(raw) + 1e-5 (softlearning gauss
 the deterministic (evaluation) action is tanh(mu).
 Implementation notes (same maths): both critics run as one batched network and share one Adam
 (Adam is element-wise, so this equals two optimisers); members' losses are summed, so each
-member's gradients are its own.
+member's gradients are its own. Gradients are written out by hand (drlbench.nn: the chain rule
+of each layer, ReLU and the tanh-Gaussian), equal to autograd's to float rounding; one actor pass
+serves both a' (target) and a~ (actor loss), which use the same pre-step actor.
 """
 from __future__ import annotations
 
@@ -29,7 +31,11 @@ import torch.nn.functional as F
 
 from drlbench.agents.base import Agent, Batch
 from drlbench.errors import UsageError
-from drlbench.nn import PopMLP, adam, optimizer_step, polyak_update, set_requires_grad, tanh_gaussian
+from drlbench.nn import PopMLP, adam, polyak_update, tanh_gaussian, tanh_gaussian_backward
+
+
+def policy_std(raw_scale: torch.Tensor) -> torch.Tensor:
+    return F.softplus(raw_scale) + 1e-5      # softlearning gaussian_policy.py
 
 
 @dataclass(frozen=True)
@@ -81,57 +87,81 @@ class SAC(Agent):
 
     def _policy(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         mean, raw_scale = self.actor(obs).chunk(2, dim=-1)
-        return mean, F.softplus(raw_scale) + 1e-5
+        return mean, policy_std(raw_scale)
 
     def _sample(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         mean, std = self._policy(obs)
         return tanh_gaussian(mean, std, self.population.randn(obs.shape[1], self.act_dim))
 
-    def _q(self, critic, obs, action) -> torch.Tensor:
-        return critic(torch.cat([obs, action], dim=-1)).squeeze(-1)  # (P, 2, B)
-
     @torch.no_grad()
     def act(self, obs: torch.Tensor, deterministic: bool) -> torch.Tensor:
+        mean, std = self._policy(obs)
         if deterministic:
-            return torch.tanh(self._policy(obs)[0])
-        return self._sample(obs)[0]
+            return torch.tanh(mean)
+        return torch.tanh(mean + std * self.population.randn(obs.shape[1], self.act_dim))  # tanh_gaussian's action
 
+    @torch.no_grad()
     def update(self, batch: Batch) -> dict[str, torch.Tensor]:
+        """One step of every loss; gradients by hand (`PopMLP.backward`, `tanh_gaussian_backward`)."""
         cfg = self.config
+        p, b = batch.reward.shape
         alpha = self.log_alpha.detach().exp()[:, None]                      # (P, 1)
 
-        with torch.no_grad():
-            next_action, next_log_prob = self._sample(batch.next_obs)
-            next_q = self._q(self.critic_target, batch.next_obs, next_action).min(dim=1).values
-            target = cfg.reward_scale * batch.reward + cfg.gamma * (1.0 - batch.terminated) * (
-                next_q - alpha * next_log_prob)
-        q = self._q(self.critic, batch.obs, batch.action)
-        critic_loss = 0.5 * (q - target.unsqueeze(1)).pow(2).mean(-1).sum(1)  # (P,): both critics
-        optimizer_step(self.optimizers["critic"], critic_loss.sum())
+        # One actor pass over [s', s] with the actor before its step: a' for the critic target, a~ for the
+        # actor loss (noise drawn in that order).
+        next_noise, noise = self.population.randn(b, self.act_dim), self.population.randn(b, self.act_dim)
+        out, actor_trace = self.actor.trace(torch.cat([batch.next_obs, batch.obs], 1))
+        mean, raw_scale = out.chunk(2, dim=-1)
+        std = policy_std(raw_scale)
+        sampled, log_probs = tanh_gaussian(mean, std, torch.cat([next_noise, noise], 1))
+        next_action, action = sampled.split(b, 1)
+        next_log_prob, log_prob = log_probs.split(b, 1)
 
-        action, log_prob = self._sample(batch.obs)
-        set_requires_grad(self.critic, False)   # the actor's loss must not build critic weight grads
-        q_pi = self._q(self.critic, batch.obs, action)
-        set_requires_grad(self.critic, True)
-        q_hat = q_pi.min(dim=1).values if cfg.actor_q == "min" else q_pi.mean(dim=1)
+        # critic, eq. (5)-(6)
+        next_q, _ = self.critic_target.trace(torch.cat([batch.next_obs, next_action], -1))
+        next_q = next_q.view(p, 2, b).min(dim=1).values
+        target = cfg.reward_scale * batch.reward + cfg.gamma * (1.0 - batch.terminated) * (
+            next_q - alpha * next_log_prob)
+        q, critic_trace = self.critic.trace(torch.cat([batch.obs, batch.action], -1))
+        error = q.view(p, 2, b) - target.unsqueeze(1)
+        critic_loss = 0.5 * error.pow(2).mean(-1).sum(1)                      # (P,): both critics
+        self.critic.backward(critic_trace, error.view(2 * p, b, 1) / b)        # d/dq of 1/2 mean (q - y)^2
+        self.optimizers["critic"].step()
+
+        # actor, eq. (7): J = mean(alpha log pi(a~|s) - Q^(s, a~)), through the critics just updated
+        q_pi, q_trace = self.critic.trace(torch.cat([batch.obs, action], -1))
+        q_pi = q_pi.view(p, 2, b)
+        action_columns = slice(-self.act_dim, None)
+        if cfg.actor_q == "min":   # the min's gradient flows through the smaller Q only
+            q_hat, chosen = q_pi.min(dim=1)
+            grad_action = self.critic.chosen_copy_input_grad(q_trace, chosen, -1.0 / b, action_columns)
+        else:
+            q_hat = q_pi.mean(dim=1)
+            grad_action = self.critic.backward(q_trace, torch.full_like(q, -0.5 / b), weight_grads=False,
+                                               input_columns=action_columns).view(p, 2, b, -1).sum(1)
         actor_loss = (alpha * log_prob - q_hat).mean(-1)
-        optimizer_step(self.optimizers["actor"], actor_loss.sum())
+        grad_mean, grad_std = tanh_gaussian_backward(action, std[:, b:], noise, grad_action, (alpha / b).expand(p, b))
+        grad_raw_scale = grad_std * torch.sigmoid(raw_scale[:, b:])            # softplus' = sigmoid
+        self.actor.backward([x[:, b:] for x in actor_trace], torch.cat([grad_mean, grad_raw_scale], -1))
+        self.optimizers["actor"].step()
 
+        # temperature, eq. (17)-(18): J = -alpha mean(log pi + Hbar), alpha = exp(log alpha), so dJ/dlog alpha = J
         if cfg.alpha_resample:
-            with torch.no_grad():
-                log_prob = self._sample(batch.obs)[1]
-        alpha_loss = -(self.log_alpha.exp()[:, None] * (log_prob.detach() + self.target_entropy)).mean(-1)
-        optimizer_step(self.optimizers["alpha"], alpha_loss.sum())
+            log_prob = self._sample(batch.obs)[1]
+        alpha_now = self.log_alpha.detach().exp()
+        alpha_loss = -(alpha_now[:, None] * (log_prob + self.target_entropy)).mean(-1)
+        self.log_alpha.grad = alpha_loss.clone()
+        self.optimizers["alpha"].step()
 
         self.updates += 1
         if self.updates % cfg.target_update_interval == 0:
             polyak_update(self.critic_target, self.critic, cfg.tau)
         return {
-            "critic_loss": critic_loss.detach(),
-            "actor_loss": actor_loss.detach(),
-            "alpha_loss": alpha_loss.detach(),
+            "critic_loss": critic_loss,
+            "actor_loss": actor_loss,
+            "alpha_loss": alpha_loss,
             "alpha": alpha.squeeze(1),
-            "entropy": -log_prob.detach().mean(-1),
+            "entropy": -log_prob.mean(-1),
         }
 
     def extra_checkpoint(self) -> dict:

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import torch
 
 from drlbench.agents.base import Agent, Batch
-from drlbench.nn import PopMLP, adam, optimizer_step, polyak_update, set_requires_grad
+from drlbench.nn import PopMLP, adam, polyak_update
 
 
 @dataclass(frozen=True)
@@ -70,29 +70,35 @@ class TD3(Agent):
         noise = self.population.randn(obs.shape[1], self.act_dim) * self.config.exploration_noise
         return (action + noise).clamp(-1.0, 1.0)
 
+    @torch.no_grad()
     def update(self, batch: Batch) -> dict[str, torch.Tensor]:
+        """Gradients written out by hand (`PopMLP.backward`), as in SAC: autograd's values without its graph."""
         cfg = self.config
-        with torch.no_grad():
-            noise = (self.population.randn(batch.obs.shape[1], self.act_dim) * cfg.policy_noise).clamp(
-                -cfg.noise_clip, cfg.noise_clip)
-            next_action = (self._mu(self.actor_target, batch.next_obs) + noise).clamp(-1.0, 1.0)
-            next_q = self.critic_target(torch.cat([batch.next_obs, next_action], -1)).squeeze(-1).min(1).values
-            target = batch.reward + cfg.gamma * (1.0 - batch.terminated) * next_q
-        q = self.critic(torch.cat([batch.obs, batch.action], -1)).squeeze(-1)       # (P, 2, B)
-        critic_loss = (q - target.unsqueeze(1)).pow(2).mean(-1).sum(1)              # (P,)
-        optimizer_step(self.optimizers["critic"], critic_loss.sum())
+        p, b = batch.reward.shape
+        noise = (self.population.randn(b, self.act_dim) * cfg.policy_noise).clamp(-cfg.noise_clip, cfg.noise_clip)
+        next_action = (self._mu(self.actor_target, batch.next_obs) + noise).clamp(-1.0, 1.0)
+        next_q, _ = self.critic_target.trace(torch.cat([batch.next_obs, next_action], -1))
+        target = batch.reward + cfg.gamma * (1.0 - batch.terminated) * next_q.view(p, 2, b).min(1).values
+        q, critic_trace = self.critic.trace(torch.cat([batch.obs, batch.action], -1))
+        error = q.view(p, 2, b) - target.unsqueeze(1)
+        critic_loss = error.pow(2).mean(-1).sum(1)                                  # (P,)
+        self.critic.backward(critic_trace, error.view(2 * p, b, 1) * (2.0 / b))     # d/dq of mean (q - y)^2
+        self.optimizers["critic"].step()
 
         self.updates += 1
         if self.updates % cfg.policy_delay == 0:
-            set_requires_grad(self.critic, False)
-            q1 = self.critic(torch.cat([batch.obs, self._mu(self.actor, batch.obs)], -1), first_copy_only=True)
-            set_requires_grad(self.critic, True)
+            out, actor_trace = self.actor.trace(batch.obs)
+            action = torch.tanh(out)
+            q1, q1_trace = self.critic.trace(torch.cat([batch.obs, action], -1), first_copy_only=True)
             actor_loss = -q1.squeeze(-1).mean(-1)
-            optimizer_step(self.optimizers["actor"], actor_loss.sum())
+            grad_action = self.critic.backward(q1_trace, torch.full_like(q1, -1.0 / b), weight_grads=False,
+                                               input_columns=slice(-self.act_dim, None), first_copy_only=True)
+            self.actor.backward(actor_trace, grad_action * (1.0 - action * action))     # tanh' = 1 - tanh^2
+            self.optimizers["actor"].step()
             polyak_update(self.critic_target, self.critic, cfg.tau)
             polyak_update(self.actor_target, self.actor, cfg.tau)
-            self.last_actor_loss = actor_loss.detach()
-        return {"critic_loss": critic_loss.detach(), "actor_loss": self.last_actor_loss}
+            self.last_actor_loss = actor_loss
+        return {"critic_loss": critic_loss, "actor_loss": self.last_actor_loss}
 
     def extra_checkpoint(self) -> dict:
         return {"updates": self.updates, "last_actor_loss": self.last_actor_loss}
