@@ -23,7 +23,7 @@ import torch
 from drlbench.agents import get_agent
 from drlbench.buffer import ReplayBuffer
 from drlbench.config import build, load_preset
-from drlbench.loops import OffPolicyConfig
+from drlbench.loops.off_policy import Config as OffPolicyConfig
 from drlbench.population import Population
 
 OBS_DIM, ACT_DIM, BATCH = 17, 6, 256

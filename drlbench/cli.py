@@ -127,12 +127,12 @@ def resolve_variant(args):
     from drlbench import envs
     from drlbench.agents import get_agent
     from drlbench.config import RunConfig, build, load_preset, suite_of
-    from drlbench.loops import LOOPS
+    from drlbench.loops import get_loop
 
     agent_cls = get_agent(args.agent)
     env_id = envs.resolve(args.env)
     suite = suite_of(env_id)
-    loop_config = LOOPS[agent_cls.loop][0]
+    loop_config = get_loop(agent_cls.loop).Config
     (hyperparameters, loop), overrides = build(
         [agent_cls.Config, loop_config], load_preset(agent_cls.name, suite.name if suite else None), args.overrides)
     if args.device != "cpu":

@@ -275,11 +275,11 @@ class Session:
 
 def train(cfg: RunConfig, resume: bool = False) -> list[RunRecord]:
     """Run (or resume) one training run for every seed in `cfg.seeds`, batched as a population."""
-    from drlbench.loops import LOOPS
+    from drlbench.loops import get_loop
 
     torch.manual_seed(cfg.seeds[0])  # nothing should draw from the global stream; this pins it if it does
     session = Session(cfg, resume)
-    loop = LOOPS[get_agent(cfg.agent).loop][1]
+    loop = get_loop(get_agent(cfg.agent).loop).run
     try:
         loop(session)
         session.finish()

@@ -6,7 +6,7 @@ import torch
 
 from drlbench.agents import Batch, get_agent
 from drlbench.config import build, load_preset
-from drlbench.loops import OffPolicyConfig
+from drlbench.loops.off_policy import Config as OffPolicyConfig
 from drlbench.nn import PopMLP, tanh_gaussian
 from drlbench.population import Population
 

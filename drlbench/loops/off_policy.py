@@ -1,6 +1,4 @@
-"""Training loops. Each is a function of a `Session` plus a config dataclass of its own
-settings (which preset files fill in like any hyperparameter). `LOOPS[agent.loop]` picks one.
-"""
+"""The off-policy loop: environment -> replay buffer -> agent.update (SAC, TD3, ...)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -10,7 +8,7 @@ from drlbench.harness import Session
 
 
 @dataclass(frozen=True)
-class OffPolicyConfig:
+class Config:
     buffer_size: int          # transitions kept per member
     batch_size: int
     random_steps: int         # uniform-random actions for the first steps of each member
@@ -18,13 +16,13 @@ class OffPolicyConfig:
     updates_per_step: float   # gradient updates per environment step (UTD ratio)
 
 
-def off_policy(session: Session) -> None:
+def run(session: Session) -> None:
     """env -> replay buffer -> agent.update, for P members x N environments each.
 
     Time limits: the buffer stores `terminated` only, so truncated transitions bootstrap from
     their true final observation (`Step.final_obs`) and terminal ones do not.
     """
-    cfg: OffPolicyConfig = session.cfg.loop
+    cfg: Config = session.cfg.loop
     agent, env, pop = session.agent, session.env, session.population
     members, n = session.members, session.cfg.num_envs
     obs_dim, act_dim = env.observation_space.shape[0], env.action_space.shape[0]
@@ -55,5 +53,3 @@ def off_policy(session: Session) -> None:
                 update_debt -= 1.0
         session.after_step(lambda: {"buffer": buffer.state_dict(), "obs": obs, "update_debt": update_debt})
 
-
-LOOPS = {"off_policy": (OffPolicyConfig, off_policy)}
