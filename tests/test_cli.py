@@ -50,7 +50,10 @@ def test_console_script_exit_code_and_help():
 
 def test_list_agents_and_envs(run_cli):
     code, out, _ = run_cli("list", "agents")
-    assert code == 0 and out.startswith("sac") and "td3" in out
+    from drlbench.agents import AGENTS
+
+    names = [line.split()[0] for line in out.splitlines() if line.strip()]
+    assert code == 0 and names == sorted(AGENTS) and {"sac", "td3"} <= set(names)
     code, out, _ = run_cli("list", "envs")
     assert code == 0 and "Pendulum-v1" in out and "HalfCheetah-v5" in out
 
