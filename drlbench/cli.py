@@ -113,6 +113,22 @@ def build_parser() -> Parser:
     compare.add_argument("--seed", type=int, default=0, help="seed of the random permutations (default 0)")
     compare.add_argument("--quiet", action="store_true", help="no training progress bars")
     compare.set_defaults(handler=cmd_compare)
+
+    report = verbs.add_parser(
+        "report", help="write a leaderboard report (HTML and Markdown with plots) from run records",
+        description="Read the run records under RUNS_DIR (and any `drlbench compare` results there) and write "
+                    "OUT/index.html, OUT/leaderboard.md and OUT/figures/: the leaderboard by IQM of normalised "
+                    "final scores, per-environment tables and curves, performance profiles, probability of "
+                    "improvement, AdaStop decisions, provenance and the records left out. The same records "
+                    "give the same bytes.")
+    report.add_argument("runs_dir", type=Path, metavar="RUNS_DIR", help="directory of run records (e.g. runs/)")
+    report.add_argument("--out", type=Path, default=Path("report"), help="report directory (default report/)")
+    report.add_argument("--suite", help="use only this suite's environments and reference scores "
+                                        "(default: each run's own suite)")
+    report.add_argument("--reps", type=positive_int, default=50_000,
+                        help="bootstrap replicates for the tables (default 50000)")
+    report.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
+    report.set_defaults(handler=cmd_report)
     return parser
 
 
@@ -337,6 +353,21 @@ def cmd_compare(args) -> int:
         print(f"drlbench: run failed: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
     print(decision_table(test, agents))
+    return 0
+
+
+# --- report -------------------------------------------------------------------------------
+def cmd_report(args) -> int:
+    from drlbench.report import write_report
+
+    report = write_report(args.runs_dir, args.out, args.suite, args.reps, args.seed)
+    left_out = report.problems + report.notes
+    if left_out:
+        print(f"drlbench: {len(left_out)} record(s) left out of the report (listed in it):", file=sys.stderr)
+        for problem in left_out:
+            print(f"  {problem}", file=sys.stderr)
+    print(f"wrote {args.out / 'index.html'}, {args.out / 'leaderboard.md'} and {len(report.figures)} figures "
+          f"({len(report.runs)} runs)")
     return 0
 
 

@@ -46,7 +46,8 @@ def _save(fig, path: Path) -> Path:
 
 
 def sample_efficiency(path: Path, curves: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]],
-                      styles: dict[str, dict], title: str, ylabel: str) -> Path:
+                      styles: dict[str, dict], title: str, ylabel: str,
+                      xlabel: str = "environment steps") -> Path:
     """curves: {agent: (steps, point, lower, upper)}; a line per agent with its interval band."""
     fig, ax = plt.subplots(figsize=(5.2, 3.4))
     for agent, (steps, point, lower, upper) in curves.items():
@@ -54,9 +55,10 @@ def sample_efficiency(path: Path, curves: dict[str, tuple[np.ndarray, np.ndarray
         ax.plot(steps, point, label=agent, color=s["color"], linestyle=s["linestyle"], linewidth=1.8)
         ax.fill_between(steps, lower, upper, color=s["color"], alpha=0.2, linewidth=0)
     ax.set_title(title)
-    ax.set_xlabel("environment steps")
+    ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
-    ax.ticklabel_format(axis="x", style="sci", scilimits=(0, 3))
+    if xlabel == "environment steps":
+        ax.ticklabel_format(axis="x", style="sci", scilimits=(0, 3))
     ax.legend(frameon=False)
     return _save(fig, path)
 

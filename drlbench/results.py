@@ -91,7 +91,7 @@ def read_run(directory: Path) -> Run:
     if meta["status"] != "completed":
         detail = f": {meta['error']}" if meta.get("error") else ""
         raise RecordError(f"status {meta['status']!r}, not completed{detail}")
-    rows = _read_evaluations(directory / "evaluations.csv")
+    rows = read_evaluations(directory / "evaluations.csv")
     last_step, final = rows[-1]
     if last_step < meta["steps"]:
         raise RecordError(f"evaluations end at step {last_step} of {meta['steps']}")
@@ -102,7 +102,7 @@ def read_run(directory: Path) -> Run:
                final=final, best=max(r for _, r in rows), last_step=last_step)
 
 
-def _read_evaluations(path: Path) -> list[tuple[int, float]]:
+def read_evaluations(path: Path) -> list[tuple[int, float]]:
     """(step, return_mean) per row of evaluations.csv, checked."""
     try:
         with open(path, newline="", encoding="utf-8") as fh:
