@@ -80,13 +80,31 @@ class PopLinear(nn.Module):
         return batched_matmul(grad_out, weight.transpose(1, 2))
 
 
-class PopMLP(nn.Module):
-    """ReLU MLP with a population (and optional ensemble-copy) axis; linear output layer."""
+def orthogonal_(layer: PopLinear, population: Population, gain: float) -> None:
+    """Re-initialise `layer` as torch.nn.init.orthogonal_(weight, gain) with zero bias, per member and copy,
+    from the member's generator (the weight is drawn as torch's (out, in) matrix, stored transposed)."""
+    m, fan_in, fan_out = layer.weight.shape
+    with torch.no_grad():
+        for index in range(m):
+            generator = population.generators[index // layer.copies]
+            w = torch.empty(fan_out, fan_in, device=layer.weight.device)
+            nn.init.orthogonal_(w, gain=gain, generator=generator)
+            layer.weight[index].copy_(w.T)
+        layer.bias.zero_()
 
-    def __init__(self, population: Population, sizes: list[int] | tuple[int, ...], copies: int = 1):
+
+class PopMLP(nn.Module):
+    """MLP with a population (and optional ensemble-copy) axis; linear output layer. Hidden activation
+    ReLU (the default; `trace`/`backward` support only it), tanh or GELU (autograd only)."""
+
+    def __init__(self, population: Population, sizes: list[int] | tuple[int, ...], copies: int = 1,
+                 activation: str = "relu"):
         super().__init__()
+        if activation not in ("relu", "tanh", "gelu"):
+            raise ValueError(f"activation={activation!r}; choose from: relu, tanh, gelu")
         self.population_size = population.size
         self.copies = copies
+        self.activation = activation
         self.layers = nn.ModuleList(
             PopLinear(population, i, o, copies) for i, o in zip(sizes[:-1], sizes[1:])
         )
@@ -98,8 +116,9 @@ class PopMLP(nn.Module):
             p, b, d = x.shape
             x = x.unsqueeze(1).expand(p, self.copies, b, d).reshape(p * self.copies, b, d)
         *hidden, last = self.layers   # (slicing a ModuleList builds a new one: slow)
+        act = {"relu": F.relu_, "tanh": torch.tanh, "gelu": F.gelu}[self.activation]
         for layer in hidden:
-            x = F.relu_(layer(x, first_copy_only))   # in place: the matmul's backward does not need its output
+            x = act(layer(x, first_copy_only))   # relu in place: the matmul's backward does not need its output
         x = last(x, first_copy_only)
         if self.copies > 1 and not first_copy_only:
             x = x.view(self.population_size, self.copies, *x.shape[1:])
@@ -109,6 +128,7 @@ class PopMLP(nn.Module):
     def trace(self, x: torch.Tensor, first_copy_only: bool = False) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """forward(x) without autograd, also returning every layer's input for `backward`. x: (P, B, in).
         Returns (M, B, out), M = P * copies (P with first_copy_only), and the M-batched layer inputs."""
+        assert self.activation == "relu", "trace/backward are written for ReLU"
         if self.copies > 1 and not first_copy_only:
             p, b, d = x.shape
             x = x.unsqueeze(1).expand(p, self.copies, b, d).reshape(p * self.copies, b, d)
@@ -204,13 +224,13 @@ def set_requires_grad(module: nn.Module, flag: bool) -> None:
         parameter.requires_grad_(flag)
 
 
-def adam(params, lr: float) -> torch.optim.Adam:
+def adam(params, lr: float, eps: float = 1e-8) -> torch.optim.Adam:
     """Adam with the fastest kernel available for the parameters' device."""
     params = list(params)
     try:
-        return torch.optim.Adam(params, lr=lr, fused=True)
+        return torch.optim.Adam(params, lr=lr, eps=eps, fused=True)
     except (RuntimeError, TypeError):
-        return torch.optim.Adam(params, lr=lr, foreach=True)
+        return torch.optim.Adam(params, lr=lr, eps=eps, foreach=True)
 
 
 def optimizer_step(optimizer: torch.optim.Optimizer, loss: torch.Tensor) -> None:

@@ -1,0 +1,122 @@
+"""Proximal Policy Optimization: Schulman, Wolski, Dhariwal, Radford, Klimov 2017 (arXiv 1707.06347),
+with stable-baselines3's conventions and defaults (stable_baselines3/ppo/ppo.py, 2.x).
+
+Per iteration, on a rollout of n_steps x num_envs steps with GAE(lambda) advantages (eq. 11-12;
+computed by the on-policy loop), `n_epochs` passes over fresh random minibatches of `batch_size`,
+each one Adam step on, per member,
+    L = L^CLIP + c1 L^VF - c2 S                                              (eq. 9, as a loss)
+    L^CLIP = -mean[min(r A, clip(r, 1 - eps, 1 + eps) A)],  r = pi(a|s) / pi_old(a|s)   (eq. 7)
+    L^VF   = mean[(V(s) - R)^2]  (R = A_old + V_old, the TD(lambda) return; with clip_range_vf > 0,
+             V(s) is replaced by V_old + clip(V(s) - V_old, -clip_range_vf, clip_range_vf), SB3's option)
+    S      = mean entropy of pi(.|s)
+with A standardised per minibatch ((A - mean) / (std + 1e-8), `normalize_advantage`), the member's
+gradient clipped to global norm `max_grad_norm`, one Adam (eps 1e-5) for policy and value.
+Policy: diagonal Gaussian with state-independent log-std (Box; actions sampled unbounded and
+clipped to [-1, 1] for the environment) or categorical (Discrete); evaluation takes the mean
+(clipped) or the most probable action. Networks and initialisation: drlbench.agents.actor_critic.
+
+Differences from SB3 (by design): actions are exchanged in [-1, 1] units (SB3 samples in the
+environment's units, so where bounds are not [-1, 1], e.g. Pendulum's [-2, 2], the same log_std
+means a different exploration scale); the step budget is exact (SB3 finishes the last rollout);
+`target_kl` early stopping and gSDE are not implemented. Schedules: "linear" decays from the value
+to 0 over the run, evaluated after each rollout as SB3's progress_remaining.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from drlbench.agents.actor_critic import ActorCritic, Rollout, clip_grad_norm_per_member_, minibatches, take
+from drlbench.errors import UsageError
+from drlbench.nn import adam
+
+SCHEDULES = ("constant", "linear")
+
+
+@dataclass(frozen=True)
+class PPOConfig:
+    learning_rate: float
+    learning_rate_schedule: str     # "constant" or "linear" (to 0 over the run)
+    n_epochs: int
+    batch_size: int
+    clip_range: float
+    clip_range_schedule: str        # "constant" or "linear"
+    clip_range_vf: float            # 0: no value clipping (SB3's None)
+    normalize_advantage: bool
+    ent_coef: float
+    vf_coef: float
+    max_grad_norm: float
+    adam_eps: float
+    hidden_sizes: tuple[int, ...]
+    log_std_init: float
+    ortho_init: bool
+
+
+def scheduled(value: float, schedule: str, rollout: Rollout) -> float:
+    if schedule == "constant":
+        return value
+    return value * max(1.0 - rollout.steps_done / rollout.total_steps, 0.0)
+
+
+class PPO(ActorCritic):
+    name = "ppo"
+    summary = "PPO (Schulman et al. 2017): clipped surrogate, GAE, stable-baselines3 conventions"
+    Config = PPOConfig
+
+    def __init__(self, observation_space, action_space, config: PPOConfig, population):
+        super().__init__(observation_space, action_space, config, population)
+        for key in ("learning_rate_schedule", "clip_range_schedule"):
+            if getattr(config, key) not in SCHEDULES:
+                raise UsageError(f"{key}={getattr(config, key)!r}; choose from: {', '.join(SCHEDULES)}")
+        if config.batch_size < 2 and config.normalize_advantage:
+            raise UsageError(f"batch_size={config.batch_size}: advantage normalisation needs at least 2")
+        self.optimizers = {"policy": adam(self.parameters(), config.learning_rate, eps=config.adam_eps)}
+
+    def losses(self, obs, action, old_log_prob, old_value, advantage, returns, clip_range: float):
+        """The per-member loss terms of one minibatch (each (P,)) and diagnostics."""
+        cfg = self.config
+        dist = self.distribution(obs)
+        log_prob, entropy = dist.log_prob(action), dist.entropy()
+        value = self.critic(obs).squeeze(-1)
+        if cfg.normalize_advantage and advantage.shape[1] > 1:
+            advantage = (advantage - advantage.mean(1, keepdim=True)) / (advantage.std(1, keepdim=True) + 1e-8)
+        log_ratio = log_prob - old_log_prob
+        ratio = log_ratio.exp()
+        policy_loss = -torch.min(advantage * ratio, advantage * ratio.clamp(1 - clip_range, 1 + clip_range)).mean(1)
+        if cfg.clip_range_vf > 0:
+            value = old_value + (value - old_value).clamp(-cfg.clip_range_vf, cfg.clip_range_vf)
+        value_loss = (returns - value).pow(2).mean(1)
+        entropy_loss = -entropy.mean(1)
+        with torch.no_grad():
+            approx_kl = ((ratio - 1) - log_ratio).mean(1)
+            clip_fraction = ((ratio - 1).abs() > clip_range).float().mean(1)
+        return policy_loss, value_loss, entropy_loss, approx_kl, clip_fraction
+
+    def learn(self, rollout: Rollout) -> dict[str, torch.Tensor]:
+        cfg = self.config
+        optimizer = self.optimizers["policy"]
+        for group in optimizer.param_groups:
+            group["lr"] = scheduled(cfg.learning_rate, cfg.learning_rate_schedule, rollout)
+        clip_range = scheduled(cfg.clip_range, cfg.clip_range_schedule, rollout)
+        members, size = rollout.value.shape
+        params = list(self.parameters())
+        sums: dict[str, torch.Tensor] = {}
+        count = 0
+        for _ in range(cfg.n_epochs):
+            for index in minibatches(self.population, size, cfg.batch_size):
+                fields = (rollout.obs, rollout.action, rollout.log_prob, rollout.value, rollout.advantage,
+                          rollout.returns)
+                policy_loss, value_loss, entropy_loss, approx_kl, clip_fraction = self.losses(
+                    *(take(x, index) for x in fields), clip_range)
+                loss = policy_loss + cfg.ent_coef * entropy_loss + cfg.vf_coef * value_loss
+                optimizer.zero_grad(set_to_none=True)
+                loss.sum().backward()      # members' losses summed: each member's gradients are its own
+                clip_grad_norm_per_member_(params, cfg.max_grad_norm, members)
+                optimizer.step()
+                for key, value in (("policy_loss", policy_loss), ("value_loss", value_loss),
+                                   ("entropy", -entropy_loss), ("approx_kl", approx_kl),
+                                   ("clip_fraction", clip_fraction)):
+                    sums[key] = sums.get(key, 0) + value.detach()
+                count += 1
+        return {key: value / count for key, value in sums.items()}

@@ -1,0 +1,135 @@
+"""The on-policy loop: rollout of n_steps x num_envs per member -> GAE(lambda) -> agent.learn (PPO,
+on-policy MDPO, ...).
+
+The agent is an `ActorCritic` (drlbench.agents.actor_critic, which documents the contract):
+`explore(obs)` -> (action, log_prob, value) for each step, `value(obs)` for bootstrapping, and
+`learn(rollout)` for all the updates of one iteration (its epochs and minibatches, or full-batch
+steps, are the agent's business).
+
+Advantages (Schulman et al. 2016, GAE), per member and sub-environment, with s'_t the true next
+state of step t (`Step.final_obs`, so a step that ended an episode does not see the next episode):
+    delta_t = r_t + gamma * (1 - terminated_t) * V(s'_t) - V(s_t)
+    A_t     = delta_t + gamma * lambda * (1 - done_t) * A_{t+1},     done_t = terminated_t or truncated_t
+    R_t     = A_t + V(s_t)                                           (TD(lambda) value targets)
+V(s'_t) is V(s_{t+1}) within an episode, V(final_obs_t) at a truncation (time limit: the state is
+not terminal, so it bootstraps, as stable-baselines3 does by adding gamma V(final_obs) to the reward)
+and the value of the observation after the last step at the rollout's end. With
+`bootstrap_truncation = false`, truncations count as terminations (what codes that predate the
+terminated/truncated split do, e.g. the official MDPO code).
+
+Steps: `session.step` counts environment steps per member (n per loop iteration). The run stops at
+the step budget; a rollout cut short by the budget is not learned from (the final evaluation
+follows right away). Checkpoints (at evaluations) store the partly filled rollout, so a resumed
+run continues bit for bit.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import gymnasium as gym
+import torch
+
+from drlbench.agents.actor_critic import ActorCritic, Rollout
+from drlbench.errors import UsageError
+from drlbench.harness import Session
+
+
+@dataclass(frozen=True)
+class Config:
+    n_steps: int                  # steps per sub-environment per rollout (rollout = n_steps * num_envs per member)
+    gamma: float                  # discount
+    gae_lambda: float             # GAE lambda
+    bootstrap_truncation: bool    # time-limit truncations bootstrap from V(final obs); false: treated as terminal
+
+
+def gae(reward: torch.Tensor, value: torch.Tensor, next_value: torch.Tensor, terminated: torch.Tensor,
+        done: torch.Tensor, gamma: float, lam: float) -> torch.Tensor:
+    """GAE(lambda) advantages over the time axis 1 of (P, T, N) tensors (see the module docstring).
+
+    next_value[:, t] is V(s'_t), the value of step t's true next state; terminated/done are 0/1 floats."""
+    advantage = torch.zeros_like(reward)
+    running = torch.zeros_like(reward[:, 0])
+    for t in reversed(range(reward.shape[1])):
+        delta = reward[:, t] + gamma * (1.0 - terminated[:, t]) * next_value[:, t] - value[:, t]
+        running = delta + gamma * lam * (1.0 - done[:, t]) * running
+        advantage[:, t] = running
+    return advantage
+
+
+def run(session: Session) -> None:
+    cfg: Config = session.cfg.loop
+    agent, env = session.agent, session.env
+    if not isinstance(agent, ActorCritic):
+        raise UsageError(f"the on-policy loop needs an actor-critic agent, not {type(agent).__name__}")
+    members, n, t_max = session.members, session.cfg.num_envs, cfg.n_steps
+    if t_max * n < 2:
+        raise UsageError(f"n_steps={t_max} x num_envs={n}: a rollout needs at least 2 steps")
+    obs_shape = env.observation_space.shape
+    discrete = isinstance(env.action_space, gym.spaces.Discrete)
+    act_shape = () if discrete else env.action_space.shape
+    dev = session.population.device
+
+    def zeros(*shape, dtype=torch.float32):
+        return torch.zeros(members, t_max, n, *shape, dtype=dtype, device=dev)
+
+    buf = {
+        "obs": zeros(*obs_shape), "action": zeros(*act_shape, dtype=torch.int64 if discrete else torch.float32),
+        "log_prob": zeros(), "value": zeros(), "reward": zeros(), "terminated": zeros(), "done": zeros(),
+        "next_value": zeros(),   # V(s'_t) where the episode ended at t (0 at terminations), else filled later
+    }
+    state = session.loop_state
+    if state is None:
+        obs, t = env.reset(session.train_seeds), 0
+    else:
+        obs, t = state["obs"], state["t"]
+        for key, value in state["buffer"].items():
+            buf[key][:, :t] = value
+
+    def loop_state():
+        return {"obs": obs, "t": t, "buffer": {k: v[:, :t].clone() for k, v in buf.items()}}
+
+    session.begin()
+    while session.step < session.cfg.steps:
+        member_obs = obs.view(members, n, *obs_shape)
+        action, log_prob, value = agent.explore(member_obs)
+        env_action = action if discrete else action.clamp(-1.0, 1.0)
+        step = env.step(session.adapter(env_action.reshape(members * n, *act_shape)))
+        terminated = step.terminated.view(members, n)
+        truncated = step.truncated.view(members, n)
+        if not cfg.bootstrap_truncation:
+            terminated = terminated | truncated
+        done = terminated | truncated
+        cut = done & ~terminated   # episodes that ended by truncation: bootstrap from the final observation
+        buf["next_value"][:, t] = 0.0
+        if bool(cut.any()):
+            final_value = agent.value(step.final_obs.view(members, n, *obs_shape))
+            buf["next_value"][:, t] = torch.where(cut, final_value, 0.0)
+        for key, x in (("obs", member_obs), ("action", action), ("log_prob", log_prob), ("value", value),
+                       ("reward", step.reward.view(members, n)), ("terminated", terminated), ("done", done)):
+            buf[key][:, t] = x
+        obs = step.obs
+        t += 1
+        session.step += n
+        if t == t_max:
+            session.check_finite(agent.learn(rollout(buf, agent.value(obs.view(members, n, *obs_shape)), cfg,
+                                                     session.step, session.cfg.steps)))
+            t = 0
+        session.after_step(loop_state)
+
+
+def rollout(buf: dict[str, torch.Tensor], last_value: torch.Tensor, cfg: Config, steps_done: int,
+            total_steps: int) -> Rollout:
+    """Advantages and returns for a full buffer; flattened to (P, n_steps * num_envs, ...)."""
+    done = buf["done"]
+    # V(s'_t): the next step's value inside an episode, the stored bootstrap value where one ended
+    following = torch.cat([buf["value"][:, 1:], last_value.unsqueeze(1)], 1)
+    next_value = torch.where(done.bool(), buf["next_value"], following)
+    advantage = gae(buf["reward"], buf["value"], next_value, buf["terminated"], done, cfg.gamma, cfg.gae_lambda)
+    members = done.shape[0]
+
+    def flat(x: torch.Tensor) -> torch.Tensor:
+        return x.reshape(members, -1, *x.shape[3:])
+
+    return Rollout(obs=flat(buf["obs"]), action=flat(buf["action"]), log_prob=flat(buf["log_prob"]),
+                   value=flat(buf["value"]), advantage=flat(advantage), returns=flat(advantage + buf["value"]),
+                   steps_done=steps_done, total_steps=total_steps)
