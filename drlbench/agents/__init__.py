@@ -27,7 +27,7 @@ AGENTS: dict[str, type[Agent]] = _discover()
 
 def get_agent(name: str) -> type[Agent]:
     try:
-        return AGENTS[name.lower()]
+        return AGENTS[name.lower().replace("-", "_")]   # dsac-t == dsac_t
     except KeyError:
         raise unknown("agent", name, AGENTS) from None
 
