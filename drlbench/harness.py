@@ -56,7 +56,8 @@ class Evaluator:
 
     def __init__(self, cfg: RunConfig, population: Population):
         self.members, self.episodes = population.size, cfg.eval_episodes
-        self.env = envs.make(cfg.env_id, self.members * self.episodes, cfg.device)
+        self.env = get_agent(cfg.agent).wrap_env(envs.make(cfg.env_id, self.members * self.episodes, cfg.device),
+                                                 cfg.hyperparameters)
         self.adapter = ActionAdapter(self.env.action_space, population.device)
         self.seeds = [EVAL_SEED_BASE + 1000 * s + k for s in population.seeds for k in range(self.episodes)]
 
@@ -127,10 +128,11 @@ class Session:
         self.cfg = cfg
         self.population = Population(cfg.seeds, cfg.device)
         self.members = self.population.size
-        self.env = envs.make(cfg.env_id, self.members * cfg.num_envs, cfg.device)
+        agent_cls = get_agent(cfg.agent)
+        self.env = agent_cls.wrap_env(envs.make(cfg.env_id, self.members * cfg.num_envs, cfg.device),
+                                      cfg.hyperparameters)
         self.adapter = ActionAdapter(self.env.action_space, self.population.device)
         self.evaluator = Evaluator(cfg, self.population)
-        agent_cls = get_agent(cfg.agent)
         self.agent = agent_cls(self.env.observation_space, self.env.action_space, cfg.hyperparameters,
                                self.population)
         self.train_seeds = [1000 * s + j for s in cfg.seeds for j in range(cfg.num_envs)]

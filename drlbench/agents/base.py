@@ -69,6 +69,12 @@ class Agent(nn.Module):
     def restore_extra(self, state: dict[str, Any]) -> None:
         pass
 
+    @classmethod
+    def wrap_env(cls, env: Any, config: Any) -> Any:
+        """The environment as this agent observes it (training and evaluation alike); the harness calls
+        this before building the agent. Default: unchanged. (stream-x: appends a time feature.)"""
+        return env
+
     # --- helpers ----------------------------------------------------------------------
     @classmethod
     def continuous_dims(cls, observation_space: gym.Space, action_space: gym.Space) -> tuple[int, int]:
