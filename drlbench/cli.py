@@ -148,7 +148,8 @@ def resolve_variant(args):
     agent_cls = get_agent(args.agent)
     env_id = envs.resolve(args.env)
     suite = suite_of(env_id)
-    loop_config = get_loop(agent_cls.loop).Config
+    loop_module = get_loop(agent_cls.loop)
+    loop_config = loop_module.Config
     (hyperparameters, loop), overrides = build(
         [agent_cls.Config, loop_config], load_preset(agent_cls.name, suite.name if suite else None), args.overrides)
     if args.device != "cpu":
@@ -166,13 +167,16 @@ def resolve_variant(args):
         digest = hashlib.sha1(json.dumps(overrides, sort_keys=True).encode()).hexdigest()[:8]
         label = f"{agent_cls.name}-{digest}"
     progress = "off" if args.quiet else ("lines" if args.jobs > 1 and not args.batched else "bar")
-    return RunConfig(
+    config = RunConfig(
         agent=agent_cls.name, label=label, env_id=env_id, suite=suite.name if suite else None,
         seeds=(), steps=steps, num_envs=args.num_envs, device=args.device,
         eval_every_steps=args.eval_every or (suite.eval_every_steps if suite else 5000),
         eval_episodes=args.eval_episodes or (suite.eval_episodes if suite else 10),
         out=args.out, batched=args.batched, tensorboard=args.tensorboard, progress=progress,
         hyperparameters=hyperparameters, loop=loop, overrides=overrides)
+    if hasattr(loop_module, "check"):
+        loop_module.check(config)   # a loop's own refusals, before any record is written
+    return config
 
 
 def resolve_run(args) -> tuple[list, list[int]]:

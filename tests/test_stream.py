@@ -230,6 +230,7 @@ def test_stream_q_refuses_continuous_actions_and_the_loop_several_envs(run_cli, 
     code, _, err = run_cli("run", "stream_ac", "--env", "CartPole", "--steps", "10", "--num-envs", "2",
                            "--out", tmp_path / "b")
     assert code == 2 and "--num-envs 2" in err
+    assert not (tmp_path / "b").exists()   # refused before any run record is written
 
 
 # --- learning -------------------------------------------------------------------------------

@@ -1,5 +1,6 @@
 """Training loops. Each loop is a module here with a `Config` dataclass of its own settings
-(preset files fill it in like any hyperparameter) and `run(session)`. An agent names its loop
+(preset files fill it in like any hyperparameter) and `run(session)`, and optionally `check(run_config)` (refusals made before any
+record is written). An agent names its loop
 in `Agent.loop`; the harness looks it up with `get_loop` and never names an agent.
 """
 from __future__ import annotations

@@ -36,11 +36,16 @@ class Config:
     truncation_is_terminal: bool   # true: the official code's `done = terminated or truncated` bootstrap mask
 
 
+def check(run_config) -> None:
+    """Refuse settings this loop cannot honour, before any run record is written."""
+    if run_config.num_envs != 1:
+        raise UsageError(f"--num-envs {run_config.num_envs}: the streaming loop learns from one stream per seed; "
+                         f"use --num-envs 1 (batch several seeds with --seeds ... --batched)")
+
+
 def run(session: Session) -> None:
     cfg: Config = session.cfg.loop
-    if session.cfg.num_envs != 1:
-        raise UsageError(f"--num-envs {session.cfg.num_envs}: the streaming loop learns from one stream per seed; "
-                         f"use --num-envs 1 (batch several seeds with --seeds ... --batched)")
+    check(session.cfg)
     agent, env, members = session.agent, session.env, session.members
     total = session.cfg.steps
     box = not agent.discrete
