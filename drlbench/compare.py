@@ -159,13 +159,13 @@ class Scores:
             raise UsageError(f"{path} holds another run ({reason}); use another --out or remove it")
 
 
-def _settings(contenders_: list[Contender], n: int, K: int, alpha: float, B: int, seed: int) -> dict:
+def comparison_settings(contenders_: list[Contender], n: int, K: int, alpha: float, B: int, seed: int) -> dict:
     return _jsonable({"agents": [{"name": c.name, "label": c.config.label, **c.identity}
                                  for c in contenders_],
                       "n": n, "K": K, "alpha": alpha, "B": B, "seed": seed})
 
 
-def _load_state(path: Path, settings: dict) -> AdaStop | None:
+def load_state(path: Path, settings: dict) -> AdaStop | None:
     if not path.exists():
         return None
     try:
@@ -185,7 +185,7 @@ def _load_state(path: Path, settings: dict) -> AdaStop | None:
     return test
 
 
-def _save_state(path: Path, settings: dict, test: AdaStop) -> None:
+def save_state(path: Path, settings: dict, test: AdaStop) -> None:
     from drlbench.records import atomic_write
 
     state = {"format": STATE_FORMAT, "settings": settings, "adastop": json.loads(test.to_json())}
@@ -202,9 +202,9 @@ def run_compare(agents: list[str], env: str, *, n: int = 5, K: int = 5, alpha: f
                 echo=print) -> tuple[AdaStop, list[Contender]]:
     """Run (or continue) the comparison; returns the AdaStop test and the agents."""
     found = contenders(list(agents), env, steps, Path(out), list(overrides), quiet)
-    settings = _settings(found, n, K, alpha, B, seed)
+    settings = comparison_settings(found, n, K, alpha, B, seed)
     path = state_path(out, found)
-    test = _load_state(path, settings)
+    test = load_state(path, settings)
     if test is None:
         test = AdaStop(n=n, K=K, B=B, alpha=alpha, seed=seed)
     elif not test.is_finished:
@@ -229,7 +229,7 @@ def run_compare(agents: list[str], env: str, *, n: int = 5, K: int = 5, alpha: f
             batch[c.name] = old + new
             notes.append(f"{c.name} seeds {_seed_range(list(range(n * k)))} ({trained_old + trained} trained)")
         test.decide(batch)
-        _save_state(path, settings, test)
+        save_state(path, settings, test)
         decided = [f"{a} vs {b}: {d}" for (a, b), d in test.decisions.items()]
         echo(f"interim {k}/{K}: {'; '.join(notes)} -> {', '.join(decided)}")
     return test, found
