@@ -256,16 +256,19 @@ def cmd_list(args) -> int:
     if args.what == "agents":
         from drlbench.agents import AGENTS
 
+        width = max(map(len, AGENTS))
         for name, cls in AGENTS.items():
-            print(f"{name:<10} {cls.loop:<11} {cls.summary}")
+            print(f"{name:<{width}}  {cls.loop:<10}  {cls.summary}")
         return 0
     from drlbench.config import load_suites
 
-    for suite in load_suites().values():
+    suites = load_suites().values()
+    width = max(len(env_id) for suite in suites for env_id in suite.envs)
+    for suite in suites:
         print(f"{suite.name}: {suite.description} (evaluation: {suite.eval_episodes} episodes every "
               f"{suite.eval_every_steps:,} steps)")
         for env_id, entry in suite.envs.items():
-            print(f"  {env_id:<28} {entry['steps']:>10,} steps   random {entry['random_score']:>9.2f}   "
+            print(f"  {env_id:<{width}}  {entry['steps']:>10,} steps   random {entry['random_score']:>9.2f}   "
                   f"target {entry['target_score']:>9.2f}")
     print("Any other gymnasium ID works too, with --steps.")
     return 0
@@ -383,6 +386,9 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as exc:
         print(f"drlbench: error: {exc}" if not str(exc).startswith("drlbench") else f"{exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:   # output piped into `head` and the like
+        sys.stderr.close()
+        return 0
 
 
 if __name__ == "__main__":
