@@ -161,11 +161,6 @@ def test_member_update_ignores_other_members_data():
     assert any(not torch.equal(member1[0][k], member1[1][k]) for k in member1[0])
 
 
-def test_resume_gives_identical_evaluations(run_cli, tmp_path, monkeypatch):
-    from tests import test_records
-    monkeypatch.setattr(test_records, "SMALL", [*test_records.SMALL, "old_policy_interval=150"])
-    test_records.test_resume_gives_identical_evaluations(run_cli, tmp_path, monkeypatch, "mdpo_off")
-
 
 @pytest.mark.slow
 def test_reaches_minus_300_on_pendulum(run_cli, tmp_path):

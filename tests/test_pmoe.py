@@ -240,11 +240,6 @@ def test_ppo_pmoe_refuses_discrete_actions(run_cli, tmp_path):
     assert code == 2 and "pmoe_ppo needs a continuous (Box) action space" in err
 
 
-def test_resume_gives_identical_evaluations(run_cli, tmp_path, monkeypatch):
-    from tests import test_records
-    monkeypatch.setattr(test_records, "SMALL", [*test_records.SMALL, "num_experts=3"])
-    test_records.test_resume_gives_identical_evaluations(run_cli, tmp_path, monkeypatch, "pmoe_sac")
-
 
 # --- learning (slow) -------------------------------------------------------------------------
 @pytest.mark.slow

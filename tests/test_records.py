@@ -10,9 +10,9 @@ SMALL = ["--set", "learning_starts=100", "random_steps=100", "batch_size=32", "h
          "buffer_size=1000"]
 
 
-def run_args(tmp_path, agent="sac", *extra):
+def run_args(tmp_path, agent="sac", *extra, sets=()):
     return ["run", agent, "--env", "Pendulum", "--steps", "600", "--eval-every", "200", "--eval-episodes", "2",
-            "--out", tmp_path, "--tag", "small", "--quiet", *SMALL, *extra]
+            "--out", tmp_path, "--tag", "small", "--quiet", *SMALL, *sets, *extra]
 
 
 def read_csv(path):
@@ -49,9 +49,12 @@ def test_same_seed_reproduces_the_run(run_cli, tmp_path):
     assert [r["return_mean"] for r in rows[0]] == [r["return_mean"] for r in rows[1]]
 
 
-@pytest.mark.parametrize("agent", ["sac", "td3"])
-def test_resume_gives_identical_evaluations(run_cli, tmp_path, monkeypatch, agent):
-    assert run_cli(*run_args(tmp_path / "straight", agent))[0] == 0
+# off-policy agents on the shared loop; each agent's extra settings make its state change inside 600 steps
+@pytest.mark.parametrize("agent, sets", [("sac", ()), ("td3", ()), ("mdpo_off", ("old_policy_interval=150",)),
+                                         ("pmoe_sac", ("num_experts=3",))])
+def test_resume_gives_identical_evaluations(run_cli, tmp_path, monkeypatch, agent, sets):
+    args = lambda out, *extra: run_args(out, agent, *extra, sets=sets)
+    assert run_cli(*args(tmp_path / "straight"))[0] == 0
 
     original = Session.save_checkpoint
     calls = {"n": 0}
@@ -63,16 +66,16 @@ def test_resume_gives_identical_evaluations(run_cli, tmp_path, monkeypatch, agen
             raise KeyboardInterrupt
 
     monkeypatch.setattr(Session, "save_checkpoint", interrupt_after_second_checkpoint)
-    code, _, err = run_cli(*run_args(tmp_path / "resumed", agent))
+    code, _, err = run_cli(*args(tmp_path / "resumed"))
     assert code == 130 and "--resume" in err
     run = tmp_path / "resumed" / "Pendulum-v1" / "small" / "seed_0"
     assert json.loads((run / "run.json").read_text())["status"] == "interrupted"
     assert (run / "checkpoint.pt").exists()
     monkeypatch.setattr(Session, "save_checkpoint", original)
 
-    code, _, err = run_cli(*run_args(tmp_path / "resumed", agent))       # without --resume: refused
+    code, _, err = run_cli(*args(tmp_path / "resumed"))       # without --resume: refused
     assert code == 2 and "--resume" in err
-    code, _, err = run_cli(*run_args(tmp_path / "resumed", agent, "--resume"))
+    code, _, err = run_cli(*args(tmp_path / "resumed", "--resume"))
     assert code == 0, err
     straight = (tmp_path / "straight" / "Pendulum-v1" / "small" / "seed_0" / "evaluations.csv").read_text()
     resumed = (run / "evaluations.csv").read_text()

@@ -37,7 +37,7 @@ from drlbench.agents.base import Batch
 from drlbench.agents.mdpo_off import LOG_STD_MAX, LOG_STD_MIN
 from drlbench.agents.sac import SAC, SACConfig
 from drlbench.errors import UsageError
-from drlbench.nn import LOG_SQRT_2PI, PopMLP, adam, polyak_update, tanh_gaussian
+from drlbench.nn import LOG_SQRT_2PI, PopMLP, adam, tanh_gaussian
 from drlbench.population import Population
 
 
@@ -178,14 +178,7 @@ class PMOESAC(SAC):
         if cfg.alpha_resample:   # expert k*'s action from the actor after its step
             mean, std = self.experts(self.actor(batch.obs))
             log_prob = tanh_gaussian(self._pick(mean, best), self._pick(std, best), self.population.randn(b, a_dim))[1]
-        alpha_now = self.log_alpha.detach().exp()
-        alpha_loss = -(alpha_now[:, None] * (log_prob + self.target_entropy)).mean(-1)
-        self.log_alpha.grad = alpha_loss.clone()
-        self.optimizers["alpha"].step()
-
-        self.updates += 1
-        if self.updates % cfg.target_update_interval == 0:
-            polyak_update(self.critic_target, self.critic, cfg.tau)
+        alpha_loss = self._temperature_step_and_targets(log_prob)
         return {
             "critic_loss": critic_loss,
             "actor_loss": actor_loss,

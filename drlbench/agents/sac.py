@@ -148,14 +148,7 @@ class SAC(Agent):
         # temperature, eq. (17)-(18): J = -alpha mean(log pi + Hbar), alpha = exp(log alpha), so dJ/dlog alpha = J
         if cfg.alpha_resample:
             log_prob = self._sample(batch.obs)[1]
-        alpha_now = self.log_alpha.detach().exp()
-        alpha_loss = -(alpha_now[:, None] * (log_prob + self.target_entropy)).mean(-1)
-        self.log_alpha.grad = alpha_loss.clone()
-        self.optimizers["alpha"].step()
-
-        self.updates += 1
-        if self.updates % cfg.target_update_interval == 0:
-            polyak_update(self.critic_target, self.critic, cfg.tau)
+        alpha_loss = self._temperature_step_and_targets(log_prob)
         return {
             "critic_loss": critic_loss,
             "actor_loss": actor_loss,
@@ -163,6 +156,17 @@ class SAC(Agent):
             "alpha": alpha.squeeze(1),
             "entropy": -log_prob.mean(-1),
         }
+
+    def _temperature_step_and_targets(self, log_prob: torch.Tensor) -> torch.Tensor:
+        """Temperature step, eq. (17)-(18), then the Polyak target update; returns the temperature loss (P,)."""
+        alpha_now = self.log_alpha.detach().exp()
+        alpha_loss = -(alpha_now[:, None] * (log_prob + self.target_entropy)).mean(-1)
+        self.log_alpha.grad = alpha_loss.clone()
+        self.optimizers["alpha"].step()
+        self.updates += 1
+        if self.updates % self.config.target_update_interval == 0:
+            polyak_update(self.critic_target, self.critic, self.config.tau)
+        return alpha_loss
 
     def extra_checkpoint(self) -> dict:
         return {"updates": self.updates}
