@@ -233,6 +233,39 @@ def adam(params, lr: float, eps: float = 1e-8) -> torch.optim.Adam:
         return torch.optim.Adam(params, lr=lr, eps=eps, foreach=True)
 
 
+class MemberAdam(torch.optim.Optimizer):
+    """Adam (torch.optim.Adam's arithmetic: bias-corrected moments, eps added to sqrt(v_hat)) over
+    parameters with a leading population axis, where every member keeps its own step count and
+    `step(active)` leaves inactive members (parameters and moments) untouched. For per-member early
+    stopping (PPO's target_kl): a member that stopped updates as it would in a run of its own."""
+
+    def __init__(self, params, lr: float, eps: float, members: int, betas: tuple[float, float] = (0.9, 0.999)):
+        super().__init__(list(params), {"lr": lr, "eps": eps, "betas": betas})
+        self.members = members
+
+    @torch.no_grad()
+    def step(self, active: torch.Tensor | None = None) -> None:
+        """active: (P,) bool, the members to update (default all)."""
+        for group in self.param_groups:
+            beta1, beta2 = group["betas"]
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                state = self.state[p]
+                if not state:
+                    state["step"] = torch.zeros(self.members, device=p.device)
+                    state["exp_avg"], state["exp_avg_sq"] = torch.zeros_like(p), torch.zeros_like(p)
+                on = torch.ones(self.members, dtype=torch.bool, device=p.device) if active is None else active
+                mask = on.view(-1, *([1] * (p.dim() - 1)))
+                state["step"].add_(on.to(state["step"].dtype))
+                t = state["step"].clamp(min=1.0).view(-1, *([1] * (p.dim() - 1)))
+                m, v, g = state["exp_avg"], state["exp_avg_sq"], p.grad
+                m.copy_(torch.where(mask, m.lerp(g, 1 - beta1), m))
+                v.copy_(torch.where(mask, v * beta2 + (1 - beta2) * g * g, v))
+                denom = v.sqrt() / (1 - beta2 ** t).sqrt() + group["eps"]
+                p.sub_(torch.where(mask, group["lr"] / (1 - beta1 ** t) * m / denom, 0.0))
+
+
 def optimizer_step(optimizer: torch.optim.Optimizer, loss: torch.Tensor) -> None:
     optimizer.zero_grad(set_to_none=True)
     loss.backward()

@@ -14,6 +14,7 @@ from drlbench.agents.actor_critic import Categorical, Gaussian, Rollout, clip_gr
 from drlbench.config import build, load_preset
 from drlbench.harness import Session
 from drlbench.loops.on_policy import Config as OnPolicyConfig, rollout as make_rollout
+from drlbench.nn import MemberAdam
 from drlbench.population import Population
 
 OBS = gym.spaces.Box(-np.inf, np.inf, (3,), np.float32)
@@ -127,6 +128,51 @@ def test_grad_norm_clipping_is_per_member():
     assert torch.allclose(w.grad, torch.tensor([[0.6, 0.8, 0.0], [0.3, 0.4, 0.0]]), atol=1e-6)
 
 
+def test_member_adam_is_adam_and_leaves_inactive_members_untouched():
+    torch.manual_seed(0)
+    start = torch.randn(2, 3, 4)
+    ours = torch.nn.Parameter(start.clone())
+    opt = MemberAdam([ours], lr=1e-2, eps=1e-5, members=2)
+    lone = [torch.nn.Parameter(start[i:i + 1].clone()) for i in range(2)]
+    refs = [torch.optim.Adam([p], lr=1e-2, eps=1e-5) for p in lone]
+    for step in range(5):
+        grad = torch.randn(2, 3, 4)
+        active = torch.tensor([True, step != 2])          # member 1 skips step 2
+        before = ours.detach()[1].clone()
+        ours.grad = grad
+        opt.step(active)
+        for i in range(2):
+            if active[i]:
+                lone[i].grad = grad[i:i + 1]
+                refs[i].step()
+        if step == 2:
+            assert torch.equal(ours.detach()[1], before)
+        for i in range(2):
+            assert torch.allclose(ours.detach()[i], lone[i].detach()[0], atol=1e-6), (step, i)
+    assert opt.state[ours]["step"].tolist() == [5.0, 4.0]
+
+
+def test_ppo_target_kl_stops_each_member_on_its_own():
+    """Member 1's behaviour log-probs are off by noise (approx_kl ~ 0.04 > 1.5 x 0.02 at once): it takes no
+    step; member 0's data is on-policy (approx_kl 0 at first) and it goes on exactly as a lone run."""
+    overrides = ["target_kl=0.02", "batch_size=4", "n_epochs=3", "learning_rate=0.05"]
+    pair = make_agent("ppo", seeds=(0, 1), overrides=overrides)
+    lone = make_agent("ppo", seeds=(0,), overrides=overrides)
+    data = tiny_rollout(pair, p=2, b=16)
+    with torch.no_grad():
+        exact = pair.distribution(data.obs).log_prob(data.action)
+    data.log_prob = torch.stack([exact[0], data.log_prob[1]])
+    start = {k: v.clone() for k, v in pair.state_dict().items()}
+    metrics = pair.learn(data)
+    lone_metrics = lone.learn(Rollout(*(x[:1] for x in (data.obs, data.action, data.log_prob, data.value,
+                                                         data.advantage, data.returns)), 16, 160))
+    assert metrics["minibatch_steps"][1].item() == 0.0
+    assert 1 <= metrics["minibatch_steps"][0].item() == lone_metrics["minibatch_steps"][0].item() < 12
+    for key, value in pair.state_dict().items():
+        assert torch.equal(value[1], start[key][1]), key
+        assert torch.allclose(value[0], lone.state_dict()[key][0], atol=1e-6), key
+
+
 # --- MDPO ------------------------------------------------------------------------------------
 @pytest.mark.parametrize("space", [BOX, DISCRETE])
 def test_mdpo_objective_by_hand(space):
@@ -179,7 +225,8 @@ def test_mdpo_learn_moves_policy_within_the_kl_proximity():
 # --- GAE -------------------------------------------------------------------------------------
 def test_gae_with_a_termination_and_a_truncation_by_hand():
     gamma, lam = 0.9, 0.8
-    cfg = OnPolicyConfig(n_steps=4, gamma=gamma, gae_lambda=lam, bootstrap_truncation=True)
+    cfg = OnPolicyConfig(n_steps=4, gamma=gamma, gae_lambda=lam, bootstrap_truncation=True,
+                         normalize_rewards=False)
     f = lambda *x: torch.tensor(x, dtype=torch.float32).view(1, 4, 1)
     buf = {"reward": f(1.0, 2.0, 3.0, 4.0), "value": f(0.5, 0.6, 0.7, 0.8),
            "terminated": f(0, 1, 0, 0), "done": f(0, 1, 1, 0),       # step 1 terminates, step 2 is truncated
@@ -195,7 +242,8 @@ def test_gae_with_a_termination_and_a_truncation_by_hand():
 
 
 def test_rollout_flattens_members_separately():
-    cfg = OnPolicyConfig(n_steps=2, gamma=0.99, gae_lambda=0.95, bootstrap_truncation=True)
+    cfg = OnPolicyConfig(n_steps=2, gamma=0.99, gae_lambda=0.95, bootstrap_truncation=True,
+                         normalize_rewards=False)
     value = torch.arange(8.0).view(2, 2, 2)         # (P, T, N)
     buf = {"reward": torch.zeros(2, 2, 2), "value": value, "terminated": torch.zeros(2, 2, 2),
            "done": torch.zeros(2, 2, 2), "next_value": torch.zeros(2, 2, 2), "obs": value.unsqueeze(-1),
@@ -268,9 +316,11 @@ def test_resume_mid_rollout_gives_identical_evaluations(run_cli, tmp_path, monke
     assert len(set(row["return_mean"] for row in straight)) > 1
 
 
-def test_batched_member_equals_a_lone_run(run_cli, tmp_path):
-    assert run_cli(*run_args(tmp_path / "batch", "ppo", "--seeds", "0-1", "--batched"))[0] == 0
-    assert run_cli(*run_args(tmp_path / "lone", "ppo", "--seed", "1"))[0] == 0
+@pytest.mark.parametrize("normalize", ["false", "true"])
+def test_batched_member_equals_a_lone_run(run_cli, tmp_path, normalize):
+    flags = [f"normalize_observations={normalize}", f"normalize_rewards={normalize}"]
+    assert run_cli(*run_args(tmp_path / "batch", "ppo", *flags, "--seeds", "0-1", "--batched"))[0] == 0
+    assert run_cli(*run_args(tmp_path / "lone", "ppo", *flags, "--seed", "1"))[0] == 0
     batch = json.loads((tmp_path / "batch" / "Pendulum-v1" / "small" / "seed_1" / "run.json").read_text())
     lone = json.loads((tmp_path / "lone" / "Pendulum-v1" / "small" / "seed_1" / "run.json").read_text())
     assert lone["final_score"] == pytest.approx(batch["final_score"], rel=1e-4)

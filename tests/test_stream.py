@@ -10,7 +10,8 @@ import pytest
 import torch
 
 from drlbench import envs
-from drlbench.agents._stream import ObGD, RewardScaler, RunningMeanVar, StreamMLP, TimeFeature, sparse_init_
+from drlbench.agents._stream import (AdaptiveObGD, ObGD, RewardScaler, RunningMeanVar, StreamMLP, TimeFeature,
+                                     sparse_init_)
 from drlbench.agents.stream_ac import gaussian_objective, softmax_objective
 from drlbench.cli import build_parser, resolve_run
 from drlbench.harness import Session
@@ -71,6 +72,37 @@ def test_trace_decays_by_gamma_lambda_and_resets_per_member():
     opt.zero_traces()
     opt.load_state_dict(state)
     assert opt.traces[0][:, 0].tolist() == pytest.approx([2.45, 2.0])
+
+
+def test_adaptive_obgd_by_hand():
+    param = torch.nn.Parameter(torch.tensor([[1.0, 1.0]]))
+    param.grad = torch.tensor([[0.5, -0.25]])
+    opt = AdaptiveObGD([param], lr=1.0, gamma=0.5, lamda=0.5, kappa=2.0)
+    # step 1, delta 2: z = g; v = 0.001 (delta z)^2 = [1e-3, 2.5e-4]; v_hat = v / (1 - 0.999) = [1, 0.25]
+    # z~ = z / sqrt(v_hat) = [0.5, -0.5]; M = 1 * 2 * 2 * ||z~||_1 = 4 -> step 1/4; theta += 0.25 * 2 * z~
+    step = opt.step(torch.tensor([2.0]), torch.tensor([True]))
+    assert step.item() == pytest.approx(0.25, rel=1e-6)
+    assert param.detach()[0].tolist() == pytest.approx([1.25, 0.75], rel=1e-6)
+    assert opt.traces[0].abs().sum().item() == 0.0                       # traces reset, second moments kept
+    # step 2, delta 0.5, g = [1, 0]: z = g; v = 0.999 v + 0.001 (0.5 z)^2; v_hat = v / (1 - 0.999^2)
+    param.grad = torch.tensor([[1.0, 0.0]])
+    v = [0.999 * 1e-3 + 1e-3 * 0.25, 0.999 * 2.5e-4]
+    z_tilde = 1.0 / math.sqrt(v[0] / (1 - 0.999 ** 2) + 1e-8)
+    expected_step = 1.0 / (1.0 * 2.0 * 1.0 * z_tilde)                       # M = 2 ||z~||_1 > 1
+    state = opt.state_dict()
+    step = opt.step(torch.tensor([0.5]), torch.tensor([False]))
+    assert opt.second_moments[0][0].tolist() == pytest.approx(v, rel=1e-5)
+    assert step.item() == pytest.approx(expected_step, rel=1e-5)
+    assert param.detach()[0].tolist() == pytest.approx([1.25 + expected_step * 0.5 * z_tilde, 0.75], rel=1e-5)
+    again = AdaptiveObGD([torch.nn.Parameter(torch.zeros(1, 2))], lr=1.0, gamma=0.5, lamda=0.5, kappa=2.0)
+    again.load_state_dict(state)
+    assert again.count == 1 and torch.equal(again.second_moments[0], state["second_moments"][0])
+
+
+def test_unknown_optimizer_is_a_usage_error(run_cli, tmp_path):
+    code, _, err = run_cli("run", "stream_q", "--env", "CartPole", "--steps", "10", "--out", tmp_path, "--quiet",
+                           "--set", "optimizer=adam")
+    assert code == 2 and "optimizer='adam'" in err and "obgd, adaptive_obgd" in err
 
 
 # --- initialisation and networks ----------------------------------------------------------

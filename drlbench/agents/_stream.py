@@ -4,7 +4,8 @@ Facts: specs/algorithms.md §5. Everything carries the leading population axis P
 
 - `ObGD`: overshooting-bounded gradient descent with eligibility traces (optim.py), one step size
   per member: z <- gamma lambda z + grad(prediction); M = alpha kappa max(|delta|, 1) ||z||_1;
-  theta <- theta + alpha / max(M, 1) * delta * z; z <- 0 where `reset`.
+  theta <- theta + alpha / max(M, 1) * delta * z; z <- 0 where `reset`. `AdaptiveObGD`: the code's
+  RMS-scaled variant (optimizer = "adaptive_obgd").
 - `sparse_init_`: U(-1/sqrt(fan_in), 1/sqrt(fan_in)) weights, ceil(sparsity fan_in) incoming weights of
   every unit zeroed, zero biases (sparse_init.py).
 - `StreamMLP`: Linear -> parameter-free LayerNorm -> LeakyReLU per hidden layer, linear output.
@@ -82,6 +83,66 @@ class ObGD:
     def load_state_dict(self, state: dict[str, Any]) -> None:
         for z, saved in zip(self.traces, state["traces"]):
             z.copy_(saved)
+
+
+class AdaptiveObGD(ObGD):
+    """AdaptiveObGD (optim.py; the paper's Algorithm 11 plus the code's bias correction): ObGD on traces
+    scaled by a running RMS of delta z, per parameter entry,
+        v <- beta2 v + (1 - beta2) (delta z)^2,   v_hat = v / (1 - beta2^t),   z~ = z / sqrt(v_hat + eps),
+        M = alpha kappa max(|delta|, 1) ||z~||_1,  theta <- theta + alpha_eff delta z~,
+    t the number of steps taken, beta2 = 0.999, eps = 1e-8 (the code's defaults); v is not reset with
+    the traces."""
+
+    BETA2, EPS = 0.999, 1e-8
+
+    def __init__(self, params, lr: float, gamma: float, lamda: float, kappa: float):
+        super().__init__(params, lr, gamma, lamda, kappa)
+        self.second_moments = [torch.zeros_like(p) for p in self.params]
+        self.count = 0
+
+    @torch.no_grad()
+    def step(self, delta: torch.Tensor, reset: torch.Tensor) -> torch.Tensor:
+        traces, moments = self.traces, self.second_moments
+        self.count += 1
+        torch._foreach_mul_(traces, self.decay)
+        torch._foreach_add_(traces, [p.grad for p in self.params])
+        correction = 1.0 - self.BETA2 ** self.count
+        scaled = []
+        for z, v in zip(traces, moments):
+            dz = z * _per_member(delta, z)
+            v.mul_(self.BETA2).addcmul_(dz, dz, value=1.0 - self.BETA2)
+            scaled.append(z / (v / correction + self.EPS).sqrt())
+        l1 = sum(z.abs().flatten(1).sum(1) for z in scaled)
+        bound = (self.lr * self.kappa) * delta.abs().clamp(min=1.0) * l1
+        step_size = self.lr / bound.clamp(min=1.0)
+        scale = step_size * delta
+        for p, z in zip(self.params, scaled):
+            p.add_(z * _per_member(scale, z))
+        if bool(reset.any()):
+            keep = (~reset).to(traces[0].dtype)
+            for z in traces:
+                z.mul_(_per_member(keep, z))
+        return step_size
+
+    def state_dict(self) -> dict[str, Any]:
+        return {**super().state_dict(), "second_moments": [v.clone() for v in self.second_moments],
+                "count": self.count}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        super().load_state_dict(state)
+        for v, saved in zip(self.second_moments, state["second_moments"]):
+            v.copy_(saved)
+        self.count = int(state["count"])
+
+
+OPTIMIZERS = {"obgd": ObGD, "adaptive_obgd": AdaptiveObGD}
+
+
+def make_optimizer(name: str, params, lr: float, gamma: float, lamda: float, kappa: float) -> ObGD:
+    """The stream-x optimiser `name` ("obgd", or "adaptive_obgd" of the code's optim.py)."""
+    if name not in OPTIMIZERS:
+        raise UsageError(f"optimizer={name!r}; choose from: {', '.join(OPTIMIZERS)}")
+    return OPTIMIZERS[name](params, lr, gamma, lamda, kappa)
 
 
 # --- networks -----------------------------------------------------------------------------

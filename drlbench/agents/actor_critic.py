@@ -5,10 +5,15 @@ helpers (minibatch permutations from each member's generator, per-member gradien
 
 The contract. An `ActorCritic` agent implements, besides `Agent.act` (evaluation: Box -> the
 Gaussian mean clipped to [-1, 1], Discrete -> the most probable action):
-- `explore(obs)` -> (action, log_prob, value), shapes (P, N, *A), (P, N), (P, N): one rollout step.
+- `observe(obs)` -> network inputs (P, N, obs_dim) of new training observations: with
+  `normalize_observations`, the running statistics (drlbench.normalize, stable-baselines3's
+  VecNormalize semantics) take them in and the inputs are the clipped standardised observations;
+  otherwise the observations themselves. `features(obs)` is the same with the statistics frozen
+  (evaluation, and the final observations of truncated episodes).
+- `explore(x)` -> (action, log_prob, value) for network inputs x, shapes (P, N, *A), (P, N), (P, N): one rollout step.
   Box actions are the raw Gaussian sample; the loop clips them to [-1, 1] for the environment and
   stores the raw one, whose log-probability this is (stable-baselines3's convention).
-- `value(obs)` -> V(s), (P, N): the loop bootstraps truncated episodes and the rollout's end with it.
+- `value(x)` -> V(s), (P, N): the loop bootstraps truncated episodes and the rollout's end with it.
 - `learn(rollout)` -> metrics, each (P,): every update of one iteration (epochs, minibatches, old-
   policy copies...) from one `Rollout`. The loop computes advantages and returns; the agent decides
   how to use them. Members' losses are summed before `backward`, so each member's gradients are its
@@ -33,6 +38,7 @@ from torch import nn
 from drlbench.agents.base import Agent
 from drlbench.errors import UsageError
 from drlbench.nn import PopMLP, orthogonal_
+from drlbench.normalize import ObservationNormalizer
 from drlbench.population import Population
 
 LOG_SQRT_2PI = 0.5 * math.log(2 * math.pi)
@@ -142,7 +148,7 @@ def clip_grad_norm_per_member_(params: list[nn.Parameter], max_norm: float, memb
 class ActorCritic(Agent):
     """Policy and value networks for flat Box observations and Box or Discrete actions.
 
-    The subclass' Config must have `hidden_sizes`, `log_std_init` and `ortho_init`."""
+    The subclass' Config must have `hidden_sizes`, `log_std_init`, `ortho_init` and `normalize_observations`."""
     loop = "on_policy"
 
     def __init__(self, observation_space: gym.Space, action_space: gym.Space, config, population: Population):
@@ -159,6 +165,8 @@ class ActorCritic(Agent):
                                                    device=population.device))
         else:
             raise UsageError(f"{self.name} needs a Discrete or flat Box action space, not {action_space}")
+        self.obs_normalizer = (ObservationNormalizer(population.size, obs_dim, population.device)
+                               if config.normalize_observations else None)
         hidden = list(config.hidden_sizes)
         self.actor = PopMLP(population, [obs_dim, *hidden, out], activation="tanh")
         self.critic = PopMLP(population, [obs_dim, *hidden, 1], activation="tanh")
@@ -176,21 +184,30 @@ class ActorCritic(Agent):
         out = self.actor(obs)
         return Categorical(out) if self.discrete else Gaussian(out, self.log_std)
 
+    def features(self, obs: torch.Tensor, update: bool = False) -> torch.Tensor:
+        """Raw observations (P, N, obs_dim) -> network inputs (see the module docstring)."""
+        return obs if self.obs_normalizer is None else self.obs_normalizer(obs, update)
+
+    def observe(self, obs: torch.Tensor) -> torch.Tensor:
+        """Training: take in new observations; returns their network inputs."""
+        return self.features(obs, update=True)
+
     @torch.no_grad()
     def act(self, obs: torch.Tensor, deterministic: bool) -> torch.Tensor:
-        dist = self.distribution(obs)
+        """Evaluation: raw observations, statistics frozen."""
+        dist = self.distribution(self.features(obs))
         action = dist.mode() if deterministic else dist.sample(self.population)
         return action if self.discrete else action.clamp(-1.0, 1.0)
 
     @torch.no_grad()
-    def explore(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        dist = self.distribution(obs)
+    def explore(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        dist = self.distribution(x)
         action = dist.sample(self.population)
-        return action, dist.log_prob(action), self.critic(obs).squeeze(-1)
+        return action, dist.log_prob(action), self.critic(x).squeeze(-1)
 
     @torch.no_grad()
-    def value(self, obs: torch.Tensor) -> torch.Tensor:
-        return self.critic(obs).squeeze(-1)
+    def value(self, x: torch.Tensor) -> torch.Tensor:
+        return self.critic(x).squeeze(-1)
 
     def learn(self, rollout: Rollout) -> dict[str, torch.Tensor]:
         raise NotImplementedError

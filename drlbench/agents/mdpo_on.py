@@ -21,8 +21,9 @@ Closed-form KL: diagonal Gaussians (Box) or categorical (Discrete). Networks: dr
 (stable-baselines MlpPolicy: separate 64-64 tanh policy and value MLPs, orthogonal init, log-std 0).
 
 Official code vs paper / what is not reproduced (see agents/mdpo_on.toml):
-- run_mujoco.py wraps the environment in VecNormalize (observation and reward normalisation):
-  not implemented in drlbench yet;
+- run_mujoco.py wraps the environment in VecNormalize (observation and reward normalisation): on by
+  default here too (drlbench.normalize, the same running statistics and clipping); the paper does not
+  mention it: --set normalize_observations=false normalize_rewards=false;
 - the code treats time-limit ends as terminal: --set bootstrap_truncation=false;
 - in the code, the old-policy network of the very first iteration is a separately initialised network,
   not a copy of pi_0; here pi_0 is its own reference (the KL term starts at 0, as every later iteration);
@@ -53,6 +54,7 @@ class MDPOOnConfig:
     hidden_sizes: tuple[int, ...]
     log_std_init: float
     ortho_init: bool
+    normalize_observations: bool    # running observation standardisation (drlbench.normalize)
 
 
 class MDPOOn(ActorCritic):

@@ -92,7 +92,7 @@ class PMOEPPO(PPO):
                                                device=population.device))
         self.gate = PopMLP(population, [obs_dim, k])
         self.q_net = PopMLP(population, [obs_dim + act_dim, *config.q_hidden_sizes, 1])
-        self.optimizers = {"policy": torch.optim.Adam(self.parameters(), lr=config.learning_rate, eps=config.adam_eps)}
+        self.optimizers = {"policy": self.make_optimizer()}   # over the new networks too
         self._aux: dict[str, torch.Tensor] = {}
 
     def policy_parameters(self) -> list[nn.Parameter]:

@@ -18,7 +18,10 @@ clipped to [-1, 1] for the environment) or categorical (Discrete); evaluation ta
 Differences from SB3 (by design): actions are exchanged in [-1, 1] units (SB3 samples in the
 environment's units, so where bounds are not [-1, 1], e.g. Pendulum's [-2, 2], the same log_std
 means a different exploration scale); the step budget is exact (SB3 finishes the last rollout);
-`target_kl` early stopping and gSDE are not implemented. Schedules: "linear" decays from the value
+gSDE is not implemented. `target_kl` (SB3's early stopping: a member stops its
+iteration's updates at the first minibatch whose approx_kl = mean((r - 1) - log r) exceeds 1.5 target_kl,
+before that minibatch's step) is per member, with a per-member Adam (drlbench.nn.MemberAdam) so that a
+stopped member is untouched while the others go on. Schedules: "linear" decays from the value
 to 0 over the run, evaluated after each rollout as SB3's progress_remaining.
 """
 from __future__ import annotations
@@ -29,7 +32,7 @@ import torch
 
 from drlbench.agents.actor_critic import ActorCritic, Rollout, clip_grad_norm_per_member_, minibatches, take
 from drlbench.errors import UsageError
-from drlbench.nn import adam
+from drlbench.nn import MemberAdam, adam
 
 SCHEDULES = ("constant", "linear")
 
@@ -51,6 +54,8 @@ class PPOConfig:
     hidden_sizes: tuple[int, ...]
     log_std_init: float
     ortho_init: bool
+    normalize_observations: bool    # running observation standardisation (drlbench.normalize)
+    target_kl: float                # 0: off (SB3's None); else early stopping at approx_kl > 1.5 target_kl
 
 
 def scheduled(value: float, schedule: str, rollout: Rollout) -> float:
@@ -71,7 +76,13 @@ class PPO(ActorCritic):
                 raise UsageError(f"{key}={getattr(config, key)!r}; choose from: {', '.join(SCHEDULES)}")
         if config.batch_size < 2 and config.normalize_advantage:
             raise UsageError(f"batch_size={config.batch_size}: advantage normalisation needs at least 2")
-        self.optimizers = {"policy": adam(self.parameters(), config.learning_rate, eps=config.adam_eps)}
+        self.optimizers = {"policy": self.make_optimizer()}
+
+    def make_optimizer(self) -> torch.optim.Optimizer:
+        cfg = self.config
+        if cfg.target_kl > 0:
+            return MemberAdam(self.parameters(), cfg.learning_rate, cfg.adam_eps, self.population.size)
+        return adam(self.parameters(), cfg.learning_rate, eps=cfg.adam_eps)
 
     def losses(self, obs, action, old_log_prob, old_value, advantage, returns, clip_range: float):
         """The per-member loss terms of one minibatch (each (P,)) and diagnostics."""
@@ -101,8 +112,10 @@ class PPO(ActorCritic):
         clip_range = scheduled(cfg.clip_range, cfg.clip_range_schedule, rollout)
         members, size = rollout.value.shape
         params = list(self.parameters())
+        early_stopping = cfg.target_kl > 0
+        active = torch.ones(members, dtype=torch.bool, device=rollout.value.device)
         sums: dict[str, torch.Tensor] = {}
-        count = 0
+        count = torch.zeros(members, device=rollout.value.device)   # minibatch steps taken per member
         for _ in range(cfg.n_epochs):
             for index in minibatches(self.population, size, cfg.batch_size):
                 fields = (rollout.obs, rollout.action, rollout.log_prob, rollout.value, rollout.advantage,
@@ -110,13 +123,24 @@ class PPO(ActorCritic):
                 policy_loss, value_loss, entropy_loss, approx_kl, clip_fraction = self.losses(
                     *(take(x, index) for x in fields), clip_range)
                 loss = policy_loss + cfg.ent_coef * entropy_loss + cfg.vf_coef * value_loss
+                if early_stopping:
+                    active = active & (approx_kl <= 1.5 * cfg.target_kl)
+                    if not bool(active.any()):
+                        break
+                    loss = torch.where(active, loss, 0.0)
                 optimizer.zero_grad(set_to_none=True)
                 loss.sum().backward()      # members' losses summed: each member's gradients are its own
                 clip_grad_norm_per_member_(params, cfg.max_grad_norm, members)
-                optimizer.step()
+                optimizer.step(active) if early_stopping else optimizer.step()
+                taken = active.to(count.dtype)
                 for key, value in (("policy_loss", policy_loss), ("value_loss", value_loss),
                                    ("entropy", -entropy_loss), ("approx_kl", approx_kl),
                                    ("clip_fraction", clip_fraction)):
-                    sums[key] = sums.get(key, 0) + value.detach()
-                count += 1
-        return {key: value / count for key, value in sums.items()}
+                    sums[key] = sums.get(key, 0) + value.detach() * taken
+                count += taken
+            else:
+                continue
+            break
+        metrics = {key: value / count.clamp(min=1.0) for key, value in sums.items()}
+        metrics["minibatch_steps"] = count
+        return metrics

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from drlbench.agents._stream import ObGD, StreamAgent, StreamMLP
+from drlbench.agents._stream import StreamAgent, StreamMLP, make_optimizer
 from drlbench.nn import LOG_SQRT_2PI
 
 
@@ -33,6 +33,7 @@ class StreamACConfig:
     gamma: float
     trace_lambda: float
     lr: float
+    optimizer: str                  # "obgd" (the paper's) or "adaptive_obgd" (optim.py's AdaptiveObGD)
     kappa_policy: float
     kappa_value: float
     entropy_coef: float
@@ -83,8 +84,10 @@ class StreamAC(StreamAgent):
         self.actor = StreamMLP(population, [self.obs_dim, *hidden, heads], config.sparsity)
         self.critic = StreamMLP(population, [self.obs_dim, *hidden, 1], config.sparsity)
         self.optimizers = {
-            "policy": ObGD(self.actor.parameters(), config.lr, config.gamma, config.trace_lambda, config.kappa_policy),
-            "value": ObGD(self.critic.parameters(), config.lr, config.gamma, config.trace_lambda, config.kappa_value),
+            "policy": make_optimizer(config.optimizer, self.actor.parameters(), config.lr, config.gamma,
+                                     config.trace_lambda, config.kappa_policy),
+            "value": make_optimizer(config.optimizer, self.critic.parameters(), config.lr, config.gamma,
+                                    config.trace_lambda, config.kappa_value),
         }
 
     @torch.no_grad()

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import torch
 
-from drlbench.agents._stream import ObGD, StreamAgent, StreamMLP
+from drlbench.agents._stream import StreamAgent, StreamMLP, make_optimizer
 from drlbench.errors import UsageError
 
 
@@ -29,6 +29,7 @@ class StreamQConfig:
     gamma: float
     trace_lambda: float
     lr: float
+    optimizer: str                  # "obgd" (the paper's) or "adaptive_obgd" (optim.py's AdaptiveObGD)
     kappa: float
     hidden_sizes: tuple[int, ...]
     sparsity: float
@@ -50,7 +51,8 @@ class StreamQ(StreamAgent):
         if not self.discrete:
             raise UsageError(f"stream_q needs a Discrete action space, not {action_space}; use stream_ac")
         self.q = StreamMLP(population, [self.obs_dim, *config.hidden_sizes, self.act_dim], config.sparsity)
-        self.optimizers = {"q": ObGD(self.q.parameters(), config.lr, config.gamma, config.trace_lambda, config.kappa)}
+        self.optimizers = {"q": make_optimizer(config.optimizer, self.q.parameters(), config.lr, config.gamma,
+                                               config.trace_lambda, config.kappa)}
 
     def epsilon(self, step: int, total_steps: int) -> float:
         """Linear schedule at the (step + 1)-th action (the official agent counts before it draws)."""

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import torch
 
-from drlbench.agents._stream import ObGD, StreamAgent, StreamMLP
+from drlbench.agents._stream import StreamAgent, StreamMLP, make_optimizer
 from drlbench.errors import UsageError
 
 BEHAVIOUR_POLICIES = ("uniform", "first")
@@ -34,6 +34,7 @@ class StreamTDConfig:
     gamma: float
     trace_lambda: float
     lr: float
+    optimizer: str                  # "obgd" (the paper's) or "adaptive_obgd" (optim.py's AdaptiveObGD)
     kappa: float
     hidden_sizes: tuple[int, ...]
     sparsity: float
@@ -54,8 +55,8 @@ class StreamTD(StreamAgent):
             raise UsageError(f"behaviour_policy={config.behaviour_policy!r}; "
                              f"choose from: {', '.join(BEHAVIOUR_POLICIES)}")
         self.value = StreamMLP(population, [self.obs_dim, *config.hidden_sizes, 1], config.sparsity)
-        self.optimizers = {"value": ObGD(self.value.parameters(), config.lr, config.gamma, config.trace_lambda,
-                                         config.kappa)}
+        self.optimizers = {"value": make_optimizer(config.optimizer, self.value.parameters(), config.lr, config.gamma,
+                                                   config.trace_lambda, config.kappa)}
 
     @torch.no_grad()
     def policy(self, features: torch.Tensor, deterministic: bool) -> torch.Tensor:

@@ -2,9 +2,9 @@
 on-policy MDPO, ...).
 
 The agent is an `ActorCritic` (drlbench.agents.actor_critic, which documents the contract):
-`explore(obs)` -> (action, log_prob, value) for each step, `value(obs)` for bootstrapping, and
-`learn(rollout)` for all the updates of one iteration (its epochs and minibatches, or full-batch
-steps, are the agent's business).
+`observe(obs)` for network inputs, `explore(x)` -> (action, log_prob, value) for each step, `value(x)`
+for bootstrapping, and `learn(rollout)` for all the updates of one iteration (its epochs and
+minibatches, or full-batch steps, are the agent's business).
 
 Advantages (Schulman et al. 2016, GAE), per member and sub-environment, with s'_t the true next
 state of step t (`Step.final_obs`, so a step that ended an episode does not see the next episode):
@@ -16,6 +16,11 @@ not terminal, so it bootstraps, as stable-baselines3 does by adding gamma V(fina
 and the value of the observation after the last step at the rollout's end. With
 `bootstrap_truncation = false`, truncations count as terminations (what codes that predate the
 terminated/truncated split do, e.g. the official MDPO code).
+
+Observations reach the networks through `agent.observe` (the agent's running normalisation, if it
+has one: the buffer stores the network inputs, as stable-baselines3's buffer stores VecNormalize's
+output); with `normalize_rewards`, rewards are divided by the running standard deviation of the
+discounted return (drlbench.normalize) before GAE, the loop's state holding those statistics.
 
 Steps: `session.step` counts environment steps per member (n per loop iteration). The run stops at
 the step budget; a rollout cut short by the budget is not learned from (the final evaluation
@@ -32,6 +37,7 @@ import torch
 from drlbench.agents.actor_critic import ActorCritic, Rollout
 from drlbench.errors import UsageError
 from drlbench.harness import Session
+from drlbench.normalize import RewardNormalizer
 
 
 @dataclass(frozen=True)
@@ -40,6 +46,7 @@ class Config:
     gamma: float                  # discount
     gae_lambda: float             # GAE lambda
     bootstrap_truncation: bool    # time-limit truncations bootstrap from V(final obs); false: treated as terminal
+    normalize_rewards: bool       # VecNormalize's reward scaling (drlbench.normalize.RewardNormalizer)
 
 
 def gae(reward: torch.Tensor, value: torch.Tensor, next_value: torch.Tensor, terminated: torch.Tensor,
@@ -77,21 +84,24 @@ def run(session: Session) -> None:
         "log_prob": zeros(), "value": zeros(), "reward": zeros(), "terminated": zeros(), "done": zeros(),
         "next_value": zeros(),   # V(s'_t) where the episode ended at t (0 at terminations), else filled later
     }
+    reward_normalizer = RewardNormalizer(members, n, cfg.gamma, dev) if cfg.normalize_rewards else None
     state = session.loop_state
     if state is None:
-        obs, t = env.reset(session.train_seeds), 0
+        x, t = agent.observe(env.reset(session.train_seeds).view(members, n, *obs_shape)), 0
     else:
-        obs, t = state["obs"], state["t"]
+        x, t = state["inputs"], state["t"]
         for key, value in state["buffer"].items():
             buf[key][:, :t] = value
+        if reward_normalizer is not None:
+            reward_normalizer.load_state_dict(state["reward_normalizer"])
 
     def loop_state():
-        return {"obs": obs, "t": t, "buffer": {k: v[:, :t].clone() for k, v in buf.items()}}
+        return {"inputs": x, "t": t, "buffer": {k: v[:, :t].clone() for k, v in buf.items()},
+                "reward_normalizer": None if reward_normalizer is None else reward_normalizer.state_dict()}
 
     session.begin()
     while session.step < session.cfg.steps:
-        member_obs = obs.view(members, n, *obs_shape)
-        action, log_prob, value = agent.explore(member_obs)
+        action, log_prob, value = agent.explore(x)
         env_action = action if discrete else action.clamp(-1.0, 1.0)
         step = env.step(session.adapter(env_action.reshape(members * n, *act_shape)))
         terminated = step.terminated.view(members, n)
@@ -99,20 +109,23 @@ def run(session: Session) -> None:
         if not cfg.bootstrap_truncation:
             terminated = terminated | truncated
         done = terminated | truncated
+        next_x = agent.observe(step.obs.view(members, n, *obs_shape))
         cut = done & ~terminated   # episodes that ended by truncation: bootstrap from the final observation
         buf["next_value"][:, t] = 0.0
         if bool(cut.any()):
-            final_value = agent.value(step.final_obs.view(members, n, *obs_shape))
+            final_value = agent.value(agent.features(step.final_obs.view(members, n, *obs_shape)))
             buf["next_value"][:, t] = torch.where(cut, final_value, 0.0)
-        for key, x in (("obs", member_obs), ("action", action), ("log_prob", log_prob), ("value", value),
-                       ("reward", step.reward.view(members, n)), ("terminated", terminated), ("done", done)):
-            buf[key][:, t] = x
-        obs = step.obs
+        reward = step.reward.view(members, n)
+        if reward_normalizer is not None:
+            reward = reward_normalizer(reward, done)
+        for key, item in (("obs", x), ("action", action), ("log_prob", log_prob), ("value", value),
+                          ("reward", reward), ("terminated", terminated), ("done", done)):
+            buf[key][:, t] = item
+        x = next_x
         t += 1
         session.step += n
         if t == t_max:
-            session.check_finite(agent.learn(rollout(buf, agent.value(obs.view(members, n, *obs_shape)), cfg,
-                                                     session.step, session.cfg.steps)))
+            session.check_finite(agent.learn(rollout(buf, agent.value(x), cfg, session.step, session.cfg.steps)))
             t = 0
         session.after_step(loop_state)
 

@@ -1,14 +1,17 @@
-"""drlbench SAC vs stable-baselines3 SAC, side by side, same hyperparameters, one CPU thread.
+"""drlbench SAC or TD3 vs stable-baselines3's, side by side, same hyperparameters, one CPU thread.
 
-Both train on HalfCheetah-v5 with SB3's SAC defaults (which match the paper's Table 1):
-256-256 ReLU networks, Adam 3e-4, batch 256, buffer 1e6, gamma 0.99, tau 0.005, one gradient
-step per environment step, learned temperature starting at 1 with target entropy -|A|.
+Both train on HalfCheetah-v5, one gradient step per environment step, buffer 1e6, batch 256,
+gamma 0.99, tau 0.005, 256-256 ReLU networks:
+- SAC (`--agent sac`): SB3's SAC defaults (which match the paper's Table 1): Adam 3e-4, learned
+  temperature starting at 1 with target entropy -|A|.
+- TD3 (`--agent td3`): the TD3 authors' code settings (drlbench's preset): Adam 3e-4, policy delay 2,
+  target noise 0.2 clipped at 0.5, Gaussian exploration noise 0.1 (SB3: NormalActionNoise(0, 0.1)).
 Each run collects `--warmup` uniform-random steps (no updates), then is timed over `--steps`
 learning steps (environment step + gradient update each: `steps` updates on both sides, no
 evaluation inside the timed window). Runs alternate between the two
 libraries `--repeats` times; the median steps/s of each is reported.
 
-    taskset -c 1 python benchmarks/sac_vs_sb3.py --steps 2000 --repeats 3
+    taskset -c 1 python benchmarks/offpolicy_vs_sb3.py --agent sac --steps 2000 --repeats 3
 """
 from __future__ import annotations
 
@@ -24,13 +27,22 @@ import torch
 ENV = "HalfCheetah-v5"
 
 
-def sb3_steps_per_second(warmup: int, steps: int, seed: int) -> float:
+def sb3_steps_per_second(agent: str, warmup: int, steps: int, seed: int) -> float:
     import gymnasium as gym
-    from stable_baselines3 import SAC
+    import numpy as np
+    from stable_baselines3 import SAC, TD3
+    from stable_baselines3.common.noise import NormalActionNoise
 
-    model = SAC("MlpPolicy", gym.make(ENV), learning_rate=3e-4, buffer_size=1_000_000, learning_starts=warmup,
-                batch_size=256, tau=0.005, gamma=0.99, train_freq=1, gradient_steps=1, ent_coef="auto",
-                policy_kwargs={"net_arch": [256, 256]}, seed=seed, device="cpu")
+    env = gym.make(ENV)
+    common = dict(buffer_size=1_000_000, learning_starts=warmup, batch_size=256, tau=0.005, gamma=0.99,
+                  train_freq=1, gradient_steps=1, policy_kwargs={"net_arch": [256, 256]}, seed=seed, device="cpu")
+    if agent == "sac":
+        model = SAC("MlpPolicy", env, learning_rate=3e-4, ent_coef="auto", **common)
+    else:
+        dims = env.action_space.shape[0]
+        model = TD3("MlpPolicy", env, learning_rate=3e-4, policy_delay=2, target_policy_noise=0.2,
+                    target_noise_clip=0.5, action_noise=NormalActionNoise(np.zeros(dims), 0.1 * np.ones(dims)),
+                    **common)
     model.learn(warmup)
     updates = model._n_updates
     start = time.perf_counter()
@@ -40,7 +52,14 @@ def sb3_steps_per_second(warmup: int, steps: int, seed: int) -> float:
     return steps / elapsed
 
 
-def drlbench_steps_per_second(warmup: int, steps: int, seed: int) -> float:
+SETTINGS = {
+    "sac": ["actor_lr=3e-4", "critic_lr=3e-4", "alpha_lr=3e-4", "initial_alpha=1.0"],
+    "td3": ["actor_lr=3e-4", "critic_lr=3e-4", "policy_delay=2", "policy_noise=0.2", "noise_clip=0.5",
+            "exploration_noise=0.1"],
+}
+
+
+def drlbench_steps_per_second(agent: str, warmup: int, steps: int, seed: int) -> float:
     from drlbench.cli import build_parser, resolve_run
     from drlbench.harness import Session, train
 
@@ -58,12 +77,12 @@ def drlbench_steps_per_second(warmup: int, steps: int, seed: int) -> float:
     try:
         with tempfile.TemporaryDirectory() as out:
             args = build_parser().parse_args([
-                "run", "sac", "--env", ENV, "--steps", str(warmup + steps), "--seed", str(seed), "--out", out,
+                "run", agent, "--env", ENV, "--steps", str(warmup + steps), "--seed", str(seed), "--out", out,
                 "--eval-every", str(warmup + steps), "--eval-episodes", "1", "--quiet",
                 # SB3 trains once per step when num_timesteps > learning_starts; drlbench when step >= learning_starts
                 "--set", f"random_steps={warmup}", f"learning_starts={warmup + 1}", "buffer_size=1000000",
-                "batch_size=256", "actor_lr=3e-4", "critic_lr=3e-4", "alpha_lr=3e-4", "hidden_sizes=256,256",
-                "gamma=0.99", "tau=0.005", "updates_per_step=1", "initial_alpha=1.0"])
+                "batch_size=256", "hidden_sizes=256,256", "gamma=0.99", "tau=0.005", "updates_per_step=1",
+                *SETTINGS[agent]])
             (cfg,), _ = resolve_run(args)
             train(cfg)
     finally:
@@ -75,6 +94,7 @@ def drlbench_steps_per_second(warmup: int, steps: int, seed: int) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--agent", choices=sorted(SETTINGS), default="sac")
     parser.add_argument("--steps", type=int, default=2000)
     parser.add_argument("--warmup", type=int, default=1000)
     parser.add_argument("--repeats", type=int, default=3)
@@ -84,11 +104,11 @@ def main() -> None:
     results: dict[str, list[float]] = {"stable-baselines3": [], "drlbench": []}
     for repeat in range(args.repeats):
         for name, fn in (("stable-baselines3", sb3_steps_per_second), ("drlbench", drlbench_steps_per_second)):
-            rate = fn(args.warmup, args.steps, seed=repeat)
+            rate = fn(args.agent, args.warmup, args.steps, seed=repeat)
             results[name].append(rate)
             print(f"repeat {repeat}: {name:<18} {rate:7.1f} steps/s", file=sys.stderr, flush=True)
     sb3, ours = (statistics.median(results[k]) for k in ("stable-baselines3", "drlbench"))
-    print(f"\nSAC on {ENV}, {args.steps} learning steps after {args.warmup} warm-up steps, 1 torch thread, "
+    print(f"\n{args.agent.upper()} on {ENV}, {args.steps} learning steps after {args.warmup} warm-up steps, 1 torch thread, "
           f"median of {args.repeats} alternating runs (torch {torch.__version__}); "
           f"1-min load average {load_before:.2f} before, {os.getloadavg()[0]:.2f} after\n")
     print("| library | steps/s (median) | runs |")
