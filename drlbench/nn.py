@@ -109,6 +109,13 @@ class PopMLP(nn.Module):
             PopLinear(population, i, o, copies) for i, o in zip(sizes[:-1], sizes[1:])
         )
 
+    def hidden(self, x: torch.Tensor) -> torch.Tensor:
+        """The last hidden layer's activations (P, B, h) for x (P, B, in); copies == 1 only."""
+        act = {"relu": F.relu, "tanh": torch.tanh, "gelu": F.gelu}[self.activation]
+        for layer in list(self.layers)[:-1]:
+            x = act(layer(x))
+        return x
+
     def forward(self, x: torch.Tensor, first_copy_only: bool = False) -> torch.Tensor:
         """x: (P, B, in). Returns (P, B, out) if copies == 1 or first_copy_only,
         else (P, copies, B, out): one output per ensemble copy, all from the same input."""

@@ -12,6 +12,7 @@ import torch
 from drlbench.agents import get_agent
 from drlbench.agents.actor_critic import Categorical, Gaussian, Rollout, clip_grad_norm_per_member_
 from drlbench.config import build, load_preset
+from drlbench.errors import UsageError
 from drlbench.harness import Session
 from drlbench.loops.on_policy import Config as OnPolicyConfig, rollout as make_rollout
 from drlbench.nn import MemberAdam
@@ -173,6 +174,40 @@ def test_ppo_target_kl_stops_each_member_on_its_own():
         assert torch.allclose(value[0], lone.state_dict()[key][0], atol=1e-6), key
 
 
+def test_gsde_distribution_and_exploration_by_hand():
+    agent = make_agent("ppo", seeds=(0, 1), overrides=["use_sde=true", "sde_sample_freq=3", "log_std_init=-0.5"])
+    assert agent.log_std.shape == (2, 8, 2)                      # (members, last hidden width, actions)
+    with torch.no_grad():
+        agent.log_std.add_(0.1 * torch.randn(2, 8, 2))
+    x = torch.randn(2, 4, 3)
+    dist = agent.distribution(x)
+    for m in range(2):
+        h = x[m]
+        for layer in agent.actor.layers[:-1]:
+            h = torch.tanh(h @ layer.weight[m] + layer.bias[m, 0])
+        variance = (h ** 2) @ torch.exp(agent.log_std[m].detach()) ** 2 + 1e-6
+        assert torch.allclose(dist.log_std[m], 0.5 * torch.log(variance), atol=1e-6)
+        assert torch.allclose(dist.mean[m], tanh_mlp_by_hand(agent.actor, x[m], m), atol=1e-6)
+    noise = []
+    for t in range(7):
+        action, log_prob, _ = agent.explore(x, t)
+        mean = agent.distribution(x).mean
+        noise.append(action - mean)
+        assert torch.allclose(log_prob, agent.distribution(x).log_prob(action), atol=1e-6)
+    # one exploration matrix per (member, env), kept for sde_sample_freq steps, redrawn at t = 0, 3, 6
+    assert torch.allclose(noise[0], noise[2]) and torch.allclose(noise[3], noise[5])
+    assert not torch.allclose(noise[2], noise[3]) and not torch.allclose(noise[5], noise[6])
+    assert agent.exploration.shape == (2, 4, 8, 2)
+    assert not torch.allclose(noise[0][:, 0], noise[0][:, 1])
+
+
+def test_gsde_needs_box_actions_and_not_pmoe():
+    with pytest.raises(UsageError, match="use_sde=true needs a Box action space"):
+        make_agent("ppo", DISCRETE, overrides=["use_sde=true"])
+    with pytest.raises(UsageError, match="use_sde=true: gSDE is not defined"):
+        make_agent("pmoe_ppo", overrides=["use_sde=true"])
+
+
 # --- MDPO ------------------------------------------------------------------------------------
 @pytest.mark.parametrize("space", [BOX, DISCRETE])
 def test_mdpo_objective_by_hand(space):
@@ -291,10 +326,11 @@ def evaluations(path):
         return [{k: v for k, v in row.items() if k != "wall_time_s"} for row in csv.DictReader(f)]
 
 
-@pytest.mark.parametrize("agent", ["ppo", "mdpo_on"])
-def test_resume_mid_rollout_gives_identical_evaluations(run_cli, tmp_path, monkeypatch, agent):
+@pytest.mark.parametrize("agent, extra", [("ppo", []), ("ppo", ["use_sde=true", "sde_sample_freq=5"]),
+                                          ("mdpo_on", [])])
+def test_resume_mid_rollout_gives_identical_evaluations(run_cli, tmp_path, monkeypatch, agent, extra):
     env_id = {"ppo": "Pendulum-v1", "mdpo_on": "CartPole-v1"}[agent]
-    assert run_cli(*run_args(tmp_path / "straight", agent))[0] == 0
+    assert run_cli(*run_args(tmp_path / "straight", agent, *extra))[0] == 0
     original = Session.save_checkpoint
     calls = {"n": 0}
 
@@ -306,9 +342,9 @@ def test_resume_mid_rollout_gives_identical_evaluations(run_cli, tmp_path, monke
             raise KeyboardInterrupt
 
     monkeypatch.setattr(Session, "save_checkpoint", interrupt_after_second_checkpoint)
-    assert run_cli(*run_args(tmp_path / "resumed", agent))[0] == 130
+    assert run_cli(*run_args(tmp_path / "resumed", agent, *extra))[0] == 130
     monkeypatch.setattr(Session, "save_checkpoint", original)
-    code, _, err = run_cli(*run_args(tmp_path / "resumed", agent, "--resume"))
+    code, _, err = run_cli(*run_args(tmp_path / "resumed", agent, *extra, "--resume"))
     assert code == 0, err
     straight = evaluations(tmp_path / "straight" / env_id / "small" / "seed_0" / "evaluations.csv")
     resumed = evaluations(tmp_path / "resumed" / env_id / "small" / "seed_0" / "evaluations.csv")
@@ -351,9 +387,11 @@ def test_ppo_learns_cartpole(run_cli, tmp_path):
 @pytest.mark.slow
 def test_ppo_learns_pendulum(run_cli, tmp_path):
     # RL Baselines3 Zoo's Pendulum-v1 PPO settings (hyperparams/ppo.yml: 4 envs, n_steps 1024, gamma 0.9,
-    # lr 1e-3) without gSDE; random policy: -1188
+    # lr 1e-3, gSDE with sde_sample_freq 4); seeds 0, 1 gave -158, -218; random policy: -1188.
+    # (Without gSDE: PMOE-PPO's learning test and benchmarks/fidelity_ppo_sb3.py.)
     score = final_score(run_cli, tmp_path, "ppo", "Pendulum", "50000", "--num-envs", "4", "--eval-every", "50000",
-                        "--set", "n_steps=1024", "gamma=0.9", "learning_rate=1e-3")
+                        "--set", "n_steps=1024", "gamma=0.9", "learning_rate=1e-3", "use_sde=true",
+                        "sde_sample_freq=4")
     assert score >= -400, score
 
 

@@ -10,7 +10,8 @@ Gaussian mean clipped to [-1, 1], Discrete -> the most probable action):
   VecNormalize semantics) take them in and the inputs are the clipped standardised observations;
   otherwise the observations themselves. `features(obs)` is the same with the statistics frozen
   (evaluation, and the final observations of truncated episodes).
-- `explore(x)` -> (action, log_prob, value) for network inputs x, shapes (P, N, *A), (P, N), (P, N): one rollout step.
+- `explore(x, t)` -> (action, log_prob, value) for network inputs x at step t of the rollout, shapes
+  (P, N, *A), (P, N), (P, N): one rollout step.
   Box actions are the raw Gaussian sample; the loop clips them to [-1, 1] for the environment and
   stores the raw one, whose log-probability this is (stable-baselines3's convention).
 - `value(x)` -> V(s), (P, N): the loop bootstraps truncated episodes and the rollout's end with it.
@@ -18,6 +19,14 @@ Gaussian mean clipped to [-1, 1], Discrete -> the most probable action):
   policy copies...) from one `Rollout`. The loop computes advantages and returns; the agent decides
   how to use them. Members' losses are summed before `backward`, so each member's gradients are its
   own; gradient-norm clipping is per member (`clip_grad_norm_per_member_`).
+
+gSDE (Raffin, Kober, Stulp 2022, "Smooth Exploration for Robotic Reinforcement Learning";
+stable-baselines3's StateDependentNoiseDistribution with its ActorCriticPolicy settings: full_std,
+exp, no squashing, features not learned), for Box actions with `use_sde`: with h(s) the policy's
+last hidden activations (no gradient), the policy is N(mu(s), sigma^2(s)) with
+sigma_j^2(s) = sum_i h_i(s)^2 exp(log_std_ij)^2 + 1e-6 (log_std an (h, A) matrix per member);
+exploration draws a matrix E_n ~ N(0, exp(log_std)^2) per sub-environment at the rollout's start
+and every `sde_sample_freq` steps (never within a rollout if <= 0) and acts a = mu(s) + h(s) E_n.
 
 The networks (stable-baselines3's `ActorCriticPolicy` defaults, which are stable-baselines 2's
 `MlpPolicy` too): separate policy and value MLPs with tanh hidden layers, a state-independent
@@ -42,6 +51,7 @@ from drlbench.normalize import ObservationNormalizer
 from drlbench.population import Population
 
 LOG_SQRT_2PI = 0.5 * math.log(2 * math.pi)
+SDE_EPS = 1e-6     # stable-baselines3's StateDependentNoiseDistribution epsilon
 
 
 @dataclass
@@ -157,14 +167,19 @@ class ActorCritic(Agent):
             raise UsageError(f"{self.name} needs a flat Box observation space, not {observation_space}")
         obs_dim = observation_space.shape[0]
         self.discrete = isinstance(action_space, gym.spaces.Discrete)
+        self.sde = bool(getattr(config, "use_sde", False))
         if self.discrete:
             out = int(action_space.n)
         elif isinstance(action_space, gym.spaces.Box) and len(action_space.shape) == 1:
             out = action_space.shape[0]
-            self.log_std = nn.Parameter(torch.full((population.size, 1, out), float(config.log_std_init),
+            rows = config.hidden_sizes[-1] if self.sde else 1      # gSDE: one log-std per (feature, action)
+            self.log_std = nn.Parameter(torch.full((population.size, rows, out), float(config.log_std_init),
                                                    device=population.device))
         else:
             raise UsageError(f"{self.name} needs a Discrete or flat Box action space, not {action_space}")
+        if self.sde and self.discrete:
+            raise UsageError(f"use_sde=true needs a Box action space, not {action_space}")
+        self.exploration: torch.Tensor | None = None    # gSDE: (P, N, h, A) exploration matrices
         self.obs_normalizer = (ObservationNormalizer(population.size, obs_dim, population.device)
                                if config.normalize_observations else None)
         hidden = list(config.hidden_sizes)
@@ -181,8 +196,25 @@ class ActorCritic(Agent):
         return list(self.actor.parameters()) + ([] if self.discrete else [self.log_std])
 
     def distribution(self, obs: torch.Tensor) -> Gaussian | Categorical:
+        if self.sde:
+            return self._sde_distribution(obs)[0]
         out = self.actor(obs)
         return Categorical(out) if self.discrete else Gaussian(out, self.log_std)
+
+    def _sde_distribution(self, obs: torch.Tensor) -> tuple[Gaussian, torch.Tensor]:
+        """gSDE's N(mu(s), sigma^2(s)) and the features h(s) (no gradient)."""
+        features = self.actor.hidden(obs)
+        mean = self.actor.layers[-1](features)
+        features = features.detach()
+        variance = features.pow(2) @ torch.exp(2 * self.log_std)
+        return Gaussian(mean, 0.5 * torch.log(variance + SDE_EPS)), features
+
+    @torch.no_grad()
+    def resample_exploration(self, num_envs: int) -> None:
+        """gSDE: a fresh exploration matrix E_n ~ N(0, exp(log_std)^2) per member and sub-environment."""
+        p, h, a = self.log_std.shape
+        noise = self.population.randn(num_envs, h * a).view(p, num_envs, h, a)
+        self.exploration = noise * self.log_std.exp().unsqueeze(1)
 
     def features(self, obs: torch.Tensor, update: bool = False) -> torch.Tensor:
         """Raw observations (P, N, obs_dim) -> network inputs (see the module docstring)."""
@@ -200,9 +232,16 @@ class ActorCritic(Agent):
         return action if self.discrete else action.clamp(-1.0, 1.0)
 
     @torch.no_grad()
-    def explore(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        dist = self.distribution(x)
-        action = dist.sample(self.population)
+    def explore(self, x: torch.Tensor, t: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        if self.sde:
+            freq = self.config.sde_sample_freq
+            if self.exploration is None or t == 0 or (freq > 0 and t % freq == 0):
+                self.resample_exploration(x.shape[1])
+            dist, features = self._sde_distribution(x)
+            action = dist.mean + (features.unsqueeze(-2) @ self.exploration).squeeze(-2)
+        else:
+            dist = self.distribution(x)
+            action = dist.sample(self.population)
         return action, dist.log_prob(action), self.critic(x).squeeze(-1)
 
     @torch.no_grad()
@@ -211,3 +250,10 @@ class ActorCritic(Agent):
 
     def learn(self, rollout: Rollout) -> dict[str, torch.Tensor]:
         raise NotImplementedError
+
+    def extra_checkpoint(self) -> dict:
+        return {"exploration": self.exploration} if self.sde else {}
+
+    def restore_extra(self, state: dict) -> None:
+        if self.sde:
+            self.exploration = state["exploration"]

@@ -78,6 +78,8 @@ class PMOEPPO(PPO):
         super().__init__(observation_space, action_space, config, population)
         if self.discrete:
             raise UsageError(f"{self.name} needs a continuous (Box) action space, not {action_space}")
+        if config.use_sde:
+            raise UsageError("use_sde=true: gSDE is not defined for PMOE's mixture policy; choose use_sde=false")
         if config.num_experts < 1:
             raise UsageError(f"num_experts={config.num_experts}; must be >= 1")
         obs_dim, act_dim, k = observation_space.shape[0], action_space.shape[0], config.num_experts

@@ -13,15 +13,17 @@ with A standardised per minibatch ((A - mean) / (std + 1e-8), `normalize_advanta
 gradient clipped to global norm `max_grad_norm`, one Adam (eps 1e-5) for policy and value.
 Policy: diagonal Gaussian with state-independent log-std (Box; actions sampled unbounded and
 clipped to [-1, 1] for the environment) or categorical (Discrete); evaluation takes the mean
-(clipped) or the most probable action. Networks and initialisation: drlbench.agents.actor_critic.
+(clipped) or the most probable action. With `use_sde`, exploration is gSDE (state-dependent noise, as
+SB3's use_sde; drlbench.agents.actor_critic). Networks and initialisation: drlbench.agents.actor_critic.
 
 Differences from SB3 (by design): actions are exchanged in [-1, 1] units (SB3 samples in the
 environment's units, so where bounds are not [-1, 1], e.g. Pendulum's [-2, 2], the same log_std
 means a different exploration scale); the step budget is exact (SB3 finishes the last rollout);
-gSDE is not implemented. `target_kl` (SB3's early stopping: a member stops its
-iteration's updates at the first minibatch whose approx_kl = mean((r - 1) - log r) exceeds 1.5 target_kl,
-before that minibatch's step) is per member, with a per-member Adam (drlbench.nn.MemberAdam) so that a
-stopped member is untouched while the others go on. Schedules: "linear" decays from the value
+gSDE matrices are drawn from drlbench's generators (SB3 also redraws them, unused, per minibatch).
+`target_kl` (SB3's early stopping: a member stops its iteration's updates at the first minibatch
+whose approx_kl = mean((r - 1) - log r) exceeds 1.5 target_kl, before that minibatch's step) is per
+member, with a per-member Adam (drlbench.nn.MemberAdam): a stopped member is untouched while the
+others go on. Schedules: "linear" decays from the value
 to 0 over the run, evaluated after each rollout as SB3's progress_remaining.
 """
 from __future__ import annotations
@@ -56,6 +58,8 @@ class PPOConfig:
     ortho_init: bool
     normalize_observations: bool    # running observation standardisation (drlbench.normalize)
     target_kl: float                # 0: off (SB3's None); else early stopping at approx_kl > 1.5 target_kl
+    use_sde: bool                   # gSDE exploration (Box actions; drlbench.agents.actor_critic)
+    sde_sample_freq: int            # gSDE: new exploration matrices every this many steps (<= 0: per rollout)
 
 
 def scheduled(value: float, schedule: str, rollout: Rollout) -> float:

@@ -2,7 +2,7 @@
 on-policy MDPO, ...).
 
 The agent is an `ActorCritic` (drlbench.agents.actor_critic, which documents the contract):
-`observe(obs)` for network inputs, `explore(x)` -> (action, log_prob, value) for each step, `value(x)`
+`observe(obs)` for network inputs, `explore(x, t)` -> (action, log_prob, value) for step t, `value(x)`
 for bootstrapping, and `learn(rollout)` for all the updates of one iteration (its epochs and
 minibatches, or full-batch steps, are the agent's business).
 
@@ -102,7 +102,7 @@ def run(session: Session) -> None:
 
     session.begin()
     while session.step < session.cfg.steps:
-        action, log_prob, value = agent.explore(x)
+        action, log_prob, value = agent.explore(x, t)
         env_action = action if discrete else action.clamp(-1.0, 1.0)
         step = env.step(session.adapter(env_action.reshape(members * n, *act_shape)))
         terminated = step.terminated.view(members, n)
