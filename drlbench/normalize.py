@@ -26,18 +26,21 @@ INITIAL_COUNT = 1e-4
 
 
 class RunningMeanStd(nn.Module):
-    """Per-member running mean and variance of `dim`-vectors; buffers (P, dim), count (P, 1)."""
+    """Per-member running mean and variance of `dim`-vectors; buffers (P, dim), count (P, 1), in float64
+    as stable-baselines3's (float32 counts stop growing at 2^24 samples)."""
 
     def __init__(self, members: int, dim: int, device: torch.device):
         super().__init__()
-        self.register_buffer("mean", torch.zeros(members, dim, device=device))
-        self.register_buffer("var", torch.ones(members, dim, device=device))
-        self.register_buffer("count", torch.full((members, 1), INITIAL_COUNT, device=device))
+        kw = {"device": device, "dtype": torch.float64}
+        self.register_buffer("mean", torch.zeros(members, dim, **kw))
+        self.register_buffer("var", torch.ones(members, dim, **kw))
+        self.register_buffer("count", torch.full((members, 1), INITIAL_COUNT, **kw))
 
     @torch.no_grad()
     def update(self, x: torch.Tensor) -> None:
         """x (P, B, dim): a batch of B samples per member."""
         batch = x.shape[1]
+        x = x.to(torch.float64)
         batch_mean, batch_var = x.mean(1), x.var(1, unbiased=False)
         delta = batch_mean - self.mean
         total = self.count + batch
@@ -56,7 +59,7 @@ class ObservationNormalizer(nn.Module):
         if update:
             self.stats.update(obs)
         scale = (self.stats.var + EPSILON).rsqrt().unsqueeze(1)
-        return ((obs - self.stats.mean.unsqueeze(1)) * scale).clamp(-CLIP, CLIP)
+        return ((obs - self.stats.mean.unsqueeze(1)) * scale).clamp(-CLIP, CLIP).to(obs.dtype)
 
 
 class RewardNormalizer(nn.Module):
@@ -66,13 +69,13 @@ class RewardNormalizer(nn.Module):
         super().__init__()
         self.gamma = gamma
         self.stats = RunningMeanStd(members, 1, device)
-        self.register_buffer("returns", torch.zeros(members, num_envs, device=device))
+        self.register_buffer("returns", torch.zeros(members, num_envs, device=device, dtype=torch.float64))
 
     @torch.no_grad()
     def forward(self, reward: torch.Tensor, done: torch.Tensor) -> torch.Tensor:
         """reward (P, N), done (P, N) bool -> normalised rewards (P, N)."""
         self.returns.mul_(self.gamma).add_(reward)
         self.stats.update(self.returns.unsqueeze(-1))
-        scaled = (reward * (self.stats.var + EPSILON).rsqrt()).clamp(-CLIP, CLIP)
+        scaled = (reward * (self.stats.var + EPSILON).rsqrt()).clamp(-CLIP, CLIP).to(reward.dtype)
         self.returns.masked_fill_(done, 0.0)
         return scaled

@@ -71,3 +71,78 @@ def test_agent_normalises_inputs_and_evaluation_freezes_statistics():
     assert "obs_normalizer.stats.mean" in agent.checkpoint()["networks"]     # saved with the weights
     plain = make_agent("ppo")
     assert plain.obs_normalizer is None and torch.equal(plain.observe(obs), obs)
+
+
+class Recorder:
+    """The training environment, recording what it returns."""
+
+    def __init__(self, env):
+        self.env, self.resets, self.steps = env, [], []
+
+    def __getattr__(self, name):
+        return getattr(self.env, name)
+
+    def reset(self, seed):
+        obs = self.env.reset(seed)
+        self.resets.append(obs.clone())
+        return obs
+
+    def step(self, action):
+        step = self.env.step(action)
+        self.steps.append(step)
+        return step
+
+
+def test_on_policy_loop_normalises_in_vecnormalizes_order(run_cli, tmp_path, monkeypatch):
+    """The raw stream replayed through fresh normalisers in VecNormalize's order -- statistics take each new
+    observation (reset ones too) before it is normalised; a truncated episode's final observation is
+    normalised with the statistics after that step; rewards scale by the return's std, which resets at
+    episode ends -- gives exactly the rollout the agent learns from and the value bootstrapped at the cut."""
+    import drlbench.loops.on_policy as loop
+    from drlbench.agents.actor_critic import ActorCritic
+    from drlbench.agents.ppo import PPO
+
+    recorders, captured, value_inputs = [], {}, []
+    original_rollout, original_value = loop.rollout, ActorCritic.value
+
+    def record(cls, env, config):
+        if env.num_envs == 2:                       # training (evaluation uses one environment here)
+            recorders.append(Recorder(env))
+            return recorders[-1]
+        return env
+
+    def spy_rollout(buf, last_value, *args):
+        if not captured:
+            captured.update({k: v.clone() for k, v in buf.items()})
+        return original_rollout(buf, last_value, *args)
+
+    def spy_value(self, x):
+        value_inputs.append(x.clone())
+        return original_value(self, x)
+
+    monkeypatch.setattr(PPO, "wrap_env", classmethod(record))
+    monkeypatch.setattr(loop, "rollout", spy_rollout)
+    monkeypatch.setattr(ActorCritic, "value", spy_value)
+    gamma = 0.95
+    code, _, err = run_cli("run", "ppo", "--env", "Pendulum", "--steps", "500", "--num-envs", "2",
+                           "--eval-every", "500", "--eval-episodes", "1", "--out", tmp_path, "--quiet", "--set",
+                           "n_steps=250", "n_epochs=1", f"gamma={gamma}", "normalize_observations=true",
+                           "normalize_rewards=true")
+    assert code == 0, err
+    (env,) = recorders
+    obs_norm = ObservationNormalizer(1, 3, torch.device("cpu"))
+    reward_norm = RewardNormalizer(1, 2, gamma, torch.device("cpu"))
+    x = obs_norm(env.resets[0].view(1, 2, 3), update=True)
+    inputs, rewards, finals = [], [], []
+    for step in env.steps[:250]:
+        inputs.append(x)
+        x = obs_norm(step.obs.view(1, 2, 3), update=True)
+        done = (step.terminated | step.truncated).view(1, 2)
+        if bool(done.any()):
+            finals.append(obs_norm(step.final_obs.view(1, 2, 3), update=False))
+        rewards.append(reward_norm(step.reward.view(1, 2), done))
+    assert torch.equal(captured["obs"], torch.stack(inputs, 1))
+    assert torch.equal(captured["reward"], torch.stack(rewards, 1))
+    assert captured["done"][0, 199].tolist() == [1.0, 1.0]              # Pendulum's 200-step time limit
+    (final,) = finals
+    assert torch.equal(value_inputs[0], final)                              # the bootstrap at the cut

@@ -168,6 +168,7 @@ def test_ppo_target_kl_stops_each_member_on_its_own():
     lone_metrics = lone.learn(Rollout(*(x[:1] for x in (data.obs, data.action, data.log_prob, data.value,
                                                          data.advantage, data.returns)), 16, 160))
     assert metrics["minibatch_steps"][1].item() == 0.0
+    assert metrics["approx_kl"][1].item() > 0.03      # the minibatch that stopped it is logged, as SB3 logs it
     assert 1 <= metrics["minibatch_steps"][0].item() == lone_metrics["minibatch_steps"][0].item() < 12
     for key, value in pair.state_dict().items():
         assert torch.equal(value[1], start[key][1]), key
@@ -194,11 +195,22 @@ def test_gsde_distribution_and_exploration_by_hand():
         mean = agent.distribution(x).mean
         noise.append(action - mean)
         assert torch.allclose(log_prob, agent.distribution(x).log_prob(action), atol=1e-6)
+        for m in range(2):                       # a = mu(s) + h(s) E_n, E_n the matrix of env n
+            h = x[m]
+            for layer in agent.actor.layers[:-1]:
+                h = torch.tanh(h @ layer.weight[m] + layer.bias[m, 0])
+            for env in range(4):
+                assert torch.allclose(noise[-1][m, env], h[env] @ agent.exploration[m, env], atol=1e-6)
+
     # one exploration matrix per (member, env), kept for sde_sample_freq steps, redrawn at t = 0, 3, 6
     assert torch.allclose(noise[0], noise[2]) and torch.allclose(noise[3], noise[5])
     assert not torch.allclose(noise[2], noise[3]) and not torch.allclose(noise[5], noise[6])
     assert agent.exploration.shape == (2, 4, 8, 2)
     assert not torch.allclose(noise[0][:, 0], noise[0][:, 1])
+    # the matrices' entries are N(0, exp(log_std)^2): standardised, about unit variance over many draws
+    agent.resample_exploration(5000)
+    z = agent.exploration / agent.log_std.detach().exp().unsqueeze(1)
+    assert abs(z.mean().item()) < 0.02 and abs(z.std().item() - 1.0) < 0.02
 
 
 def test_gsde_needs_box_actions_and_not_pmoe():
@@ -206,6 +218,10 @@ def test_gsde_needs_box_actions_and_not_pmoe():
         make_agent("ppo", DISCRETE, overrides=["use_sde=true"])
     with pytest.raises(UsageError, match="use_sde=true: gSDE is not defined"):
         make_agent("pmoe_ppo", overrides=["use_sde=true"])
+    linear = make_agent("ppo", overrides=["use_sde=true", "hidden_sizes=[]"])     # features = observations
+    assert linear.log_std.shape == (1, 3, 2) and linear.explore(torch.randn(1, 2, 3))[0].shape == (1, 2, 2)
+    with pytest.raises(UsageError, match="target_kl=-0.1"):
+        make_agent("ppo", overrides=["target_kl=-0.1"])
 
 
 # --- MDPO ------------------------------------------------------------------------------------

@@ -172,7 +172,8 @@ class ActorCritic(Agent):
             out = int(action_space.n)
         elif isinstance(action_space, gym.spaces.Box) and len(action_space.shape) == 1:
             out = action_space.shape[0]
-            rows = config.hidden_sizes[-1] if self.sde else 1      # gSDE: one log-std per (feature, action)
+            features = config.hidden_sizes[-1] if config.hidden_sizes else obs_dim
+            rows = features if self.sde else 1      # gSDE: one log-std per (feature, action)
             self.log_std = nn.Parameter(torch.full((population.size, rows, out), float(config.log_std_init),
                                                    device=population.device))
         else:

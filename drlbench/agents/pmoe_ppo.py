@@ -128,6 +128,6 @@ class PMOEPPO(PPO):
         self._aux = {}
         metrics = super().learn(rollout)
         for key, values in self._aux.items():
-            metrics[key] = torch.stack(values).mean(0)
+            metrics[key] = self.logged_mean(values)
         metrics["policy_loss"] = metrics["policy_loss"] - metrics["gate_loss"] - metrics["q_loss"]
         return metrics

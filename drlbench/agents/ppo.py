@@ -19,7 +19,7 @@ SB3's use_sde; drlbench.agents.actor_critic). Networks and initialisation: drlbe
 Differences from SB3 (by design): actions are exchanged in [-1, 1] units (SB3 samples in the
 environment's units, so where bounds are not [-1, 1], e.g. Pendulum's [-2, 2], the same log_std
 means a different exploration scale); the step budget is exact (SB3 finishes the last rollout);
-gSDE matrices are drawn from drlbench's generators (SB3 also redraws them, unused, per minibatch).
+gSDE matrices are drawn from drlbench's generators.
 `target_kl` (SB3's early stopping: a member stops its iteration's updates at the first minibatch
 whose approx_kl = mean((r - 1) - log r) exceeds 1.5 target_kl, before that minibatch's step) is per
 member, with a per-member Adam (drlbench.nn.MemberAdam): a stopped member is untouched while the
@@ -78,6 +78,8 @@ class PPO(ActorCritic):
         for key in ("learning_rate_schedule", "clip_range_schedule"):
             if getattr(config, key) not in SCHEDULES:
                 raise UsageError(f"{key}={getattr(config, key)!r}; choose from: {', '.join(SCHEDULES)}")
+        if config.target_kl < 0:
+            raise UsageError(f"target_kl={config.target_kl}; must be >= 0 (0 turns early stopping off)")
         if config.batch_size < 2 and config.normalize_advantage:
             raise UsageError(f"batch_size={config.batch_size}: advantage normalisation needs at least 2")
         self.optimizers = {"policy": self.make_optimizer()}
@@ -119,7 +121,9 @@ class PPO(ActorCritic):
         early_stopping = cfg.target_kl > 0
         active = torch.ones(members, dtype=torch.bool, device=rollout.value.device)
         sums: dict[str, torch.Tensor] = {}
-        count = torch.zeros(members, device=rollout.value.device)   # minibatch steps taken per member
+        count = torch.zeros(members, device=rollout.value.device)   # minibatches logged per member
+        steps = torch.zeros_like(count)                              # minibatch steps taken per member
+        self.logged: list[torch.Tensor] = []
         for _ in range(cfg.n_epochs):
             for index in minibatches(self.population, size, cfg.batch_size):
                 fields = (rollout.obs, rollout.action, rollout.log_prob, rollout.value, rollout.advantage,
@@ -127,6 +131,14 @@ class PPO(ActorCritic):
                 policy_loss, value_loss, entropy_loss, approx_kl, clip_fraction = self.losses(
                     *(take(x, index) for x in fields), clip_range)
                 loss = policy_loss + cfg.ent_coef * entropy_loss + cfg.vf_coef * value_loss
+                # metrics of every minibatch a member computed, the one that stops it included (as SB3 logs)
+                logged = active.to(count.dtype)
+                self.logged.append(logged)
+                for key, value in (("policy_loss", policy_loss), ("value_loss", value_loss),
+                                   ("entropy", -entropy_loss), ("approx_kl", approx_kl),
+                                   ("clip_fraction", clip_fraction)):
+                    sums[key] = sums.get(key, 0) + value.detach() * logged
+                count += logged
                 if early_stopping:
                     active = active & (approx_kl <= 1.5 * cfg.target_kl)
                     if not bool(active.any()):
@@ -136,15 +148,15 @@ class PPO(ActorCritic):
                 loss.sum().backward()      # members' losses summed: each member's gradients are its own
                 clip_grad_norm_per_member_(params, cfg.max_grad_norm, members)
                 optimizer.step(active) if early_stopping else optimizer.step()
-                taken = active.to(count.dtype)
-                for key, value in (("policy_loss", policy_loss), ("value_loss", value_loss),
-                                   ("entropy", -entropy_loss), ("approx_kl", approx_kl),
-                                   ("clip_fraction", clip_fraction)):
-                    sums[key] = sums.get(key, 0) + value.detach() * taken
-                count += taken
+                steps += active.to(count.dtype)
             else:
                 continue
             break
         metrics = {key: value / count.clamp(min=1.0) for key, value in sums.items()}
-        metrics["minibatch_steps"] = count
+        metrics["minibatch_steps"] = steps
         return metrics
+
+    def logged_mean(self, values: list[torch.Tensor]) -> torch.Tensor:
+        """Mean over the minibatches of the last `learn` that each member computed (see `logged`)."""
+        weights = torch.stack(self.logged[:len(values)])
+        return (torch.stack(values) * weights).sum(0) / weights.sum(0).clamp(min=1.0)
