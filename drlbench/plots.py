@@ -31,8 +31,10 @@ plt.rcParams.update({
 
 
 def style(agents: list[str]) -> dict[str, dict]:
-    """One colour and line style per agent, fixed by the agents' order."""
-    return {a: {"color": OKABE_ITO[i % len(OKABE_ITO)], "linestyle": LINESTYLES[i % len(LINESTYLES)]}
+    """One colour and line style per agent, fixed by the agents' order; distinct pairs for up to 32 agents
+    (past the 8 colours, each round of colours shifts the line styles by one)."""
+    n = len(OKABE_ITO)
+    return {a: {"color": OKABE_ITO[i % n], "linestyle": LINESTYLES[(i + i // n) % len(LINESTYLES)]}
             for i, a in enumerate(agents)}
 
 

@@ -241,3 +241,11 @@ def test_curve_band_and_seed_ranges():
     again = iqm_band(scores, 500, 0, "x")
     assert all(np.array_equal(a, b) for a, b in zip((point, lower, upper), again))
     assert seed_text([4, 0, 1, 2, 7, 8]) == "0-2, 4, 7-8"
+
+
+def test_every_agent_gets_its_own_colour_and_line_style():
+    from drlbench.plots import style
+
+    styles = style([f"agent{i}" for i in range(32)])
+    pairs = {(s["color"], s["linestyle"]) for s in styles.values()}
+    assert len(pairs) == 32
