@@ -266,17 +266,20 @@ def test_stream_q_refuses_continuous_actions_and_the_loop_several_envs(run_cli, 
 
 
 # --- learning -------------------------------------------------------------------------------
-def final_score(run_cli, tmp_path, agent, env, steps, eval_every):
+def final_score(run_cli, tmp_path, agent, env, steps, eval_every, *overrides):
     code, _, err = run_cli("run", agent, "--env", env, "--steps", str(steps), "--eval-every", str(eval_every),
-                           "--eval-episodes", "10", "--seed", "0", "--out", tmp_path, "--quiet")
+                           "--eval-episodes", "10", "--seed", "0", "--out", tmp_path, "--quiet", "--tag", "t",
+                           *(["--set", *overrides] if overrides else []))
     assert code == 0, err
-    meta = json.loads((tmp_path / envs.resolve(env) / agent / "seed_0" / "run.json").read_text())
+    meta = json.loads((tmp_path / envs.resolve(env) / "t" / "seed_0" / "run.json").read_text())
     return meta["final_score"]
 
 
 @pytest.mark.slow
-def test_stream_q_learns_cartpole(run_cli, tmp_path):
-    score = final_score(run_cli, tmp_path, "stream_q", "CartPole", 40_000, 10_000)
+@pytest.mark.parametrize("optimizer", ["obgd", "adaptive_obgd"])
+def test_stream_q_learns_cartpole(run_cli, tmp_path, optimizer):
+    # adaptive_obgd: 500 seen at 40k (seed 0)
+    score = final_score(run_cli, tmp_path, "stream_q", "CartPole", 40_000, 10_000, f"optimizer={optimizer}")
     assert score >= 300, score           # random policy: 24 (envs/classic-discrete.toml); solved: 475
 
 
