@@ -20,6 +20,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 OKABE_ITO = ["#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000"]
+PALETTE = [*OKABE_ITO, "#999999"]      # Okabe-Ito's eight and grey: nine agents with distinct colours
 LINESTYLES = ["-", "--", "-.", ":"]
 METRIC_TITLES = {"iqm": "IQM", "mean": "Mean", "median": "Median", "optimality_gap": "Optimality gap"}
 
@@ -31,10 +32,10 @@ plt.rcParams.update({
 
 
 def style(agents: list[str]) -> dict[str, dict]:
-    """One colour and line style per agent, fixed by the agents' order; distinct pairs for up to 32 agents
-    (past the 8 colours, each round of colours shifts the line styles by one)."""
-    n = len(OKABE_ITO)
-    return {a: {"color": OKABE_ITO[i % n], "linestyle": LINESTYLES[(i + i // n) % len(LINESTYLES)]}
+    """One colour and line style per agent, fixed by the agents' order; distinct pairs for up to 36 agents
+    (past the 9 colours, each round of colours shifts the line styles by one)."""
+    n = len(PALETTE)
+    return {a: {"color": PALETTE[i % n], "linestyle": LINESTYLES[(i % n + i // n) % len(LINESTYLES)]}
             for i, a in enumerate(agents)}
 
 

@@ -246,6 +246,6 @@ def test_curve_band_and_seed_ranges():
 def test_every_agent_gets_its_own_colour_and_line_style():
     from drlbench.plots import style
 
-    styles = style([f"agent{i}" for i in range(32)])
-    pairs = {(s["color"], s["linestyle"]) for s in styles.values()}
-    assert len(pairs) == 32
+    styles = style([f"agent{i}" for i in range(36)])
+    assert len({(s["color"], s["linestyle"]) for s in styles.values()}) == 36
+    assert len({s["color"] for s in list(styles.values())[:9]}) == 9
