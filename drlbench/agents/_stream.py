@@ -61,17 +61,22 @@ class ObGD:
         traces = self.traces
         torch._foreach_mul_(traces, self.decay)
         torch._foreach_add_(traces, [p.grad for p in self.params])
-        l1 = sum(z.abs().flatten(1).sum(1) for z in traces)                   # (P,): ||z||_1 per member
+        directions = self.directions(delta)
+        l1 = sum(z.abs().flatten(1).sum(1) for z in directions)               # (P,): ||z||_1 per member
         bound = (self.lr * self.kappa) * delta.abs().clamp(min=1.0) * l1       # M
         step_size = self.lr / bound.clamp(min=1.0)                             # alpha / M if M > 1 else alpha
         scale = step_size * delta
-        for p, z in zip(self.params, traces):
+        for p, z in zip(self.params, directions):
             p.add_(z * _per_member(scale, z))
         if bool(reset.any()):
             keep = (~reset).to(traces[0].dtype)
             for z in traces:
                 z.mul_(_per_member(keep, z))
         return step_size
+
+    def directions(self, delta: torch.Tensor) -> list[torch.Tensor]:
+        """What the step moves along (and bounds the norm of): the traces themselves."""
+        return self.traces
 
     def zero_traces(self) -> None:
         for z in self.traces:
@@ -100,29 +105,16 @@ class AdaptiveObGD(ObGD):
         self.second_moments = [torch.zeros_like(p) for p in self.params]
         self.count = 0
 
-    @torch.no_grad()
-    def step(self, delta: torch.Tensor, reset: torch.Tensor) -> torch.Tensor:
-        traces, moments = self.traces, self.second_moments
+    def directions(self, delta: torch.Tensor) -> list[torch.Tensor]:
+        """The traces divided by sqrt(v_hat + eps), after v takes in this step's (delta z)^2."""
         self.count += 1
-        torch._foreach_mul_(traces, self.decay)
-        torch._foreach_add_(traces, [p.grad for p in self.params])
         correction = 1.0 - self.BETA2 ** self.count
         scaled = []
-        for z, v in zip(traces, moments):
+        for z, v in zip(self.traces, self.second_moments):
             dz = z * _per_member(delta, z)
             v.mul_(self.BETA2).addcmul_(dz, dz, value=1.0 - self.BETA2)
             scaled.append(z / (v / correction + self.EPS).sqrt())
-        l1 = sum(z.abs().flatten(1).sum(1) for z in scaled)
-        bound = (self.lr * self.kappa) * delta.abs().clamp(min=1.0) * l1
-        step_size = self.lr / bound.clamp(min=1.0)
-        scale = step_size * delta
-        for p, z in zip(self.params, scaled):
-            p.add_(z * _per_member(scale, z))
-        if bool(reset.any()):
-            keep = (~reset).to(traces[0].dtype)
-            for z in traces:
-                z.mul_(_per_member(keep, z))
-        return step_size
+        return scaled
 
     def state_dict(self) -> dict[str, Any]:
         return {**super().state_dict(), "second_moments": [v.clone() for v in self.second_moments],
