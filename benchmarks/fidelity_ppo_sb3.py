@@ -1,7 +1,8 @@
 """Fidelity check: drlbench PPO vs stable-baselines3 PPO, final returns compared with AdaStop.
 
 Both libraries train PPO with identical hyperparameters (benchmarks/ppo_vs_sb3.py's TASKS:
-Pendulum-v1 with RL Baselines3 Zoo's settings, 4 environments; CartPole-v1 with SB3's defaults)
+Pendulum-v1 with RL Baselines3 Zoo's settings, 4 environments, without gSDE (`--env Pendulum`) or
+with it as the Zoo has it (`--env Pendulum-gSDE`); CartPole-v1 with SB3's defaults)
 for the same step budget (a multiple of the rollout size, so both make the same updates), seed
 by seed. A run's score is its final evaluation: the mean undiscounted return of 10 episodes of
 the deterministic policy on separate environments, episode k of seed s reset with seed
@@ -40,7 +41,7 @@ from drlbench.records import atomic_write
 from drlbench.stats import AdaStop, interval_estimates, probability_of_improvement
 
 EVAL_EPISODES = 10
-DEFAULT_STEPS = {"Pendulum": 49_152, "CartPole": 24_576}  # 12 rollouts (of 4 x 1024 / of 2048 steps)
+DEFAULT_STEPS = {"Pendulum": 49_152, "Pendulum-gSDE": 49_152, "CartPole": 24_576}  # 12 rollouts (4 x 1024 / 2048)
 
 
 def eval_seed(seed: int, episode: int) -> int:

@@ -34,6 +34,10 @@ TASKS = {
     "CartPole": {"env_id": "CartPole-v1", "num_envs": 1, "sets": {}},
     "Pendulum": {"env_id": "Pendulum-v1", "num_envs": 4,
                  "sets": {"n_steps": 1024, "gamma": 0.9, "learning_rate": 1e-3}},
+    # RL Zoo's exact Pendulum-v1 settings: with gSDE
+    "Pendulum-gSDE": {"env_id": "Pendulum-v1", "num_envs": 4,
+                      "sets": {"n_steps": 1024, "gamma": 0.9, "learning_rate": 1e-3, "use_sde": True,
+                               "sde_sample_freq": 4}},
 }
 
 
