@@ -203,7 +203,8 @@ def test_ppo_pmoe_ratio_uses_the_mixture_and_gate_targets_come_from_q():
         expected_gate = (weights - F.one_hot(scores.argmax(-1), 3)).pow(2).mean()
         expected_q = (mlp_by_hand(agent.q_net, torch.cat([obs, action], -1), 0).squeeze(-1) - r.returns[0]).pow(2).mean()
         assert torch.allclose(agent.distribution(r.obs).log_prob(r.action)[0], expected_log_prob, atol=1e-5)
-        gate_loss, q_loss = agent.auxiliary_losses(r.obs, r.action, r.returns)
+        extra = agent.extra_losses(r.obs, r.action, r.returns)
+        gate_loss, q_loss = extra["gate_loss"], extra["q_loss"]
     assert gate_loss.item() == pytest.approx(expected_gate.item(), rel=1e-5)
     assert q_loss.item() == pytest.approx(expected_q.item(), rel=1e-5)
     metrics = agent.learn(r)

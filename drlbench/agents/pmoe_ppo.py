@@ -95,7 +95,6 @@ class PMOEPPO(PPO):
         self.gate = PopMLP(population, [obs_dim, k])
         self.q_net = PopMLP(population, [obs_dim + act_dim, *config.q_hidden_sizes, 1])
         self.optimizers = {"policy": self.make_optimizer()}   # over the new networks too
-        self._aux: dict[str, torch.Tensor] = {}
 
     def policy_parameters(self) -> list[nn.Parameter]:
         return [*self.actor.parameters(), self.log_std, *self.gate.parameters()]
@@ -104,8 +103,8 @@ class PMOEPPO(PPO):
         mean = self.actor(obs).unflatten(-1, (self.num_experts, self.act_dim))
         return GaussianMixture(F.log_softmax(self.gate(obs), -1), mean, self.log_std)
 
-    def auxiliary_losses(self, obs, action, returns) -> tuple[torch.Tensor, torch.Tensor]:
-        """(gate loss, Q loss), each (P,)."""
+    def extra_losses(self, obs, action, returns) -> dict[str, torch.Tensor]:
+        """The gate's frequency loss and the Q network's regression loss, each (P,), added to PPO's policy term."""
         dist = self.distribution(obs)
         p, b, k, _ = dist.mean.shape
         with torch.no_grad():
@@ -113,21 +112,4 @@ class PMOEPPO(PPO):
             best = self.q_net(torch.cat([obs_k, dist.mean], -1).view(p, b * k, -1)).view(p, b, k).argmax(-1)
         gate_loss = (dist.log_weights.exp() - F.one_hot(best, k).to(obs.dtype)).pow(2).mean((1, 2))
         q_loss = (self.q_net(torch.cat([obs, action], -1)).squeeze(-1) - returns).pow(2).mean(1)
-        return gate_loss, q_loss
-
-    def losses(self, obs, action, old_log_prob, old_value, advantage, returns, clip_range: float):
-        """PPO's terms, with the gate and Q losses added to the policy term (PPO.learn sums the terms);
-        `learn` reports them apart."""
-        policy_loss, *rest = super().losses(obs, action, old_log_prob, old_value, advantage, returns, clip_range)
-        gate_loss, q_loss = self.auxiliary_losses(obs, action, returns)
-        for key, value in (("gate_loss", gate_loss), ("q_loss", q_loss)):
-            self._aux.setdefault(key, []).append(value.detach())
-        return (policy_loss + gate_loss + q_loss, *rest)
-
-    def learn(self, rollout):
-        self._aux = {}
-        metrics = super().learn(rollout)
-        for key, values in self._aux.items():
-            metrics[key] = self.logged_mean(values)
-        metrics["policy_loss"] = metrics["policy_loss"] - metrics["gate_loss"] - metrics["q_loss"]
-        return metrics
+        return {"gate_loss": gate_loss, "q_loss": q_loss}

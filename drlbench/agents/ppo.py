@@ -123,20 +123,22 @@ class PPO(ActorCritic):
         sums: dict[str, torch.Tensor] = {}
         count = torch.zeros(members, device=rollout.value.device)   # minibatches logged per member
         steps = torch.zeros_like(count)                              # minibatch steps taken per member
-        self.logged: list[torch.Tensor] = []
+        fields = (rollout.obs, rollout.action, rollout.log_prob, rollout.value, rollout.advantage, rollout.returns)
         for _ in range(cfg.n_epochs):
             for index in minibatches(self.population, size, cfg.batch_size):
-                fields = (rollout.obs, rollout.action, rollout.log_prob, rollout.value, rollout.advantage,
-                          rollout.returns)
+                obs, action, old_log_prob, old_value, advantage, returns = (take(x, index) for x in fields)
                 policy_loss, value_loss, entropy_loss, approx_kl, clip_fraction = self.losses(
-                    *(take(x, index) for x in fields), clip_range)
-                loss = policy_loss + cfg.ent_coef * entropy_loss + cfg.vf_coef * value_loss
+                    obs, action, old_log_prob, old_value, advantage, returns, clip_range)
+                extra = self.extra_losses(obs, action, returns)
+                policy_term = policy_loss
+                for term in extra.values():
+                    policy_term = policy_term + term
+                loss = policy_term + cfg.ent_coef * entropy_loss + cfg.vf_coef * value_loss
                 # metrics of every minibatch a member computed, the one that stops it included (as SB3 logs)
                 logged = active.to(count.dtype)
-                self.logged.append(logged)
                 for key, value in (("policy_loss", policy_loss), ("value_loss", value_loss),
                                    ("entropy", -entropy_loss), ("approx_kl", approx_kl),
-                                   ("clip_fraction", clip_fraction)):
+                                   ("clip_fraction", clip_fraction), *extra.items()):
                     sums[key] = sums.get(key, 0) + value.detach() * logged
                 count += logged
                 if early_stopping:
@@ -149,14 +151,13 @@ class PPO(ActorCritic):
                 clip_grad_norm_per_member_(params, cfg.max_grad_norm, members)
                 optimizer.step(active) if early_stopping else optimizer.step()
                 steps += active.to(count.dtype)
-            else:
-                continue
-            break
+            if early_stopping and not bool(active.any()):
+                break
         metrics = {key: value / count.clamp(min=1.0) for key, value in sums.items()}
         metrics["minibatch_steps"] = steps
         return metrics
 
-    def logged_mean(self, values: list[torch.Tensor]) -> torch.Tensor:
-        """Mean over the minibatches of the last `learn` that each member computed (see `logged`)."""
-        weights = torch.stack(self.logged[:len(values)])
-        return (torch.stack(values) * weights).sum(0) / weights.sum(0).clamp(min=1.0)
+    def extra_losses(self, obs, action, returns) -> dict[str, torch.Tensor]:
+        """Further per-member loss terms (each (P,)) a variant adds to the policy term and reports apart;
+        PPO has none."""
+        return {}
