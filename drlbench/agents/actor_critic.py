@@ -158,7 +158,8 @@ def clip_grad_norm_per_member_(params: list[nn.Parameter], max_norm: float, memb
 class ActorCritic(Agent):
     """Policy and value networks for flat Box observations and Box or Discrete actions.
 
-    The subclass' Config must have `hidden_sizes`, `log_std_init`, `ortho_init` and `normalize_observations`."""
+    The subclass' Config must have `hidden_sizes`, `log_std_init`, `ortho_init` and `normalize_observations`;
+    `use_sde` and `sde_sample_freq` where it offers gSDE (PPO), absent meaning no gSDE."""
     loop = "on_policy"
 
     def __init__(self, observation_space: gym.Space, action_space: gym.Space, config, population: Population):
