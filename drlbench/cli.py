@@ -2,8 +2,6 @@
 from __future__ import annotations
 
 import argparse
-import hashlib
-import json
 import sys
 from pathlib import Path
 
@@ -41,6 +39,16 @@ def parse_seeds(text: str) -> list[int]:
     return seeds
 
 
+class HelpAgent(argparse.Action):
+    """`--help-agent AGENT`: print the agent's hyperparameters (defaults, domains, sources) and exit."""
+
+    def __call__(self, parser, namespace, value, option_string=None):
+        from drlbench.config import describe_agent
+
+        print(describe_agent(value))
+        parser.exit(0)
+
+
 def build_parser() -> Parser:
     parser = Parser(prog="drlbench", description="Deep-RL agents, one harness, statistics you can defend.")
     from drlbench import __version__
@@ -51,6 +59,8 @@ def build_parser() -> Parser:
     run = verbs.add_parser("run", help="train an agent on an environment and record the run",
                            description="Train AGENT on ENV for one or more seeds; each seed gets a run record "
                                        "in OUT/<env>/<label>/seed_<seed>/.")
+    run.add_argument("--help-agent", action=HelpAgent, metavar="AGENT",
+                     help="show AGENT's hyperparameters with defaults, domains and sources, and exit")
     run.add_argument("agent", help="agent name (see `drlbench list agents`)")
     run.add_argument("--env", required=True, help="environment: short name (HalfCheetah) or full ID (HalfCheetah-v5)")
     run.add_argument("--steps", type=positive_int, help="environment steps per seed (default: the suite's budget)")
@@ -68,6 +78,8 @@ def build_parser() -> Parser:
     run.add_argument("--out", type=Path, default=Path("runs"), help="directory for run records (default runs/)")
     run.add_argument("--set", dest="overrides", action="extend", nargs="+", default=[], metavar="KEY=VALUE",
                      help="override a preset hyperparameter (repeatable)")
+    run.add_argument("--preset", type=Path, metavar="FILE",
+                     help="read hyperparameters from this preset file instead of agents/AGENT.toml")
     run.add_argument("--tag", help="label for this variant (default: the agent name, plus a hash of --set)")
     run.add_argument("--resume", action="store_true", help="continue interrupted runs from their last checkpoint")
     run.add_argument("--tensorboard", action="store_true", help="also write TensorBoard scalars")
@@ -76,6 +88,8 @@ def build_parser() -> Parser:
 
     lister = verbs.add_parser("list", help="list agents or environments", description="List what exists.")
     lister.add_argument("what", choices=["agents", "envs"], help="agents or envs")
+    lister.add_argument("--verbose", metavar="AGENT", help="with `agents`: AGENT's hyperparameters, defaults, "
+                                                           "domains and sources")
     lister.set_defaults(handler=cmd_list)
 
     stats = verbs.add_parser(
@@ -134,49 +148,42 @@ def build_parser() -> Parser:
 
 # --- run ----------------------------------------------------------------------------------
 def resolve_variant(args):
-    """The RunConfig that `drlbench run` arguments describe, without seeds (seeds=()).
+    """The RunConfig that `drlbench run` arguments describe, without seeds (seeds=())."""
+    from drlbench.config import resolve
 
-    Shared by `run` and `compare`: the agent's preset for the environment's suite, `--set`
-    overrides, the step budget, the evaluation protocol and the label."""
-    import torch
-
-    from drlbench import envs
-    from drlbench.agents import get_agent
-    from drlbench.config import RunConfig, build, load_preset, suite_of
-    from drlbench.loops import get_loop
-
-    agent_cls = get_agent(args.agent)
-    env_id = envs.resolve(args.env)
-    suite = suite_of(env_id)
-    loop_module = get_loop(agent_cls.loop)
-    loop_config = loop_module.Config
-    (hyperparameters, loop), overrides = build(
-        [agent_cls.Config, loop_config], load_preset(agent_cls.name, suite.name if suite else None), args.overrides)
-    if args.device != "cpu":
-        try:
-            device = torch.device(args.device)
-        except RuntimeError:
-            raise UsageError(f"--device {args.device!r}: choose from cpu, cuda, cuda:N") from None
-        if device.type == "cuda" and not torch.cuda.is_available():
-            raise UsageError(f"--device {args.device}: CUDA is not available here; choose from: cpu")
-    steps = args.steps or (suite.envs[env_id]["steps"] if suite else None)
-    if steps is None:
-        raise UsageError(f"--steps is required: {env_id} is in no suite (see `drlbench list envs`)")
-    label = args.tag or agent_cls.name
-    if overrides and not args.tag:
-        digest = hashlib.sha1(json.dumps(overrides, sort_keys=True).encode()).hexdigest()[:8]
-        label = f"{agent_cls.name}-{digest}"
     progress = "off" if args.quiet else ("lines" if args.jobs > 1 and not args.batched else "bar")
-    config = RunConfig(
-        agent=agent_cls.name, label=label, env_id=env_id, suite=suite.name if suite else None,
-        seeds=(), steps=steps, num_envs=args.num_envs, device=args.device,
-        eval_every_steps=args.eval_every or (suite.eval_every_steps if suite else 5000),
-        eval_episodes=args.eval_episodes or (suite.eval_episodes if suite else 10),
-        out=args.out, batched=args.batched, tensorboard=args.tensorboard, progress=progress,
-        hyperparameters=hyperparameters, loop=loop, overrides=overrides)
-    if hasattr(loop_module, "check"):
-        loop_module.check(config)   # a loop's own refusals, before any record is written
-    return config
+    return resolve(args.agent, args.env, args.overrides, steps=args.steps, num_envs=args.num_envs,
+                   device=args.device, eval_every=args.eval_every, eval_episodes=args.eval_episodes,
+                   out=args.out, batched=args.batched, tensorboard=args.tensorboard, progress=progress,
+                   tag=args.tag, preset=args.preset)
+
+
+def check_writable(out: Path) -> None:
+    """Refuse an --out that cannot be written, before anything is created under it."""
+    import os
+
+    existing = Path(out).absolute()
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        raise UsageError(f"cannot write run records to {out}: {existing} is a file, not a directory")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise UsageError(f"cannot write run records to {out}: {existing} is not writable")
+
+
+def same_run_or_refuse(record, config) -> None:
+    """An existing record at this run's path must be of the same agent and hyperparameters."""
+    import json
+
+    meta = record.meta
+    if meta.get("agent") != config.agent:
+        raise UsageError(f"{record.path} holds a run of agent {meta.get('agent')!r}, not {config.agent!r}; "
+                         f"choose another --out or --tag")
+    resolved = json.loads(json.dumps(config.hyperparameter_dict(), default=str))
+    if meta.get("hyperparameters") is not None and meta["hyperparameters"] != resolved:
+        changed = sorted(k for k in resolved if meta["hyperparameters"].get(k) != resolved[k])
+        raise UsageError(f"{record.path} was run with other hyperparameters ({', '.join(changed) or 'keys differ'}); "
+                         f"choose another --out or --tag")
 
 
 def resolve_run(args) -> tuple[list, list[int]]:
@@ -188,11 +195,14 @@ def resolve_run(args) -> tuple[list, list[int]]:
     template = resolve_variant(args)
     seeds = args.seeds or [args.seed if args.seed is not None else 0]
 
+    check_writable(args.out)
     todo, done = [], []
     for seed in seeds:
         path = run_dir(args.out, template.env_id, template.label, seed)
         if (path / "run.json").exists():
-            status = RunRecord.load(path).meta.get("status")
+            record = RunRecord.load(path)
+            same_run_or_refuse(record, template)
+            status = record.meta.get("status")
             if status == "completed":
                 done.append(seed)
                 continue
@@ -253,12 +263,20 @@ def cmd_run(args) -> int:
 
 # --- list ---------------------------------------------------------------------------------
 def cmd_list(args) -> int:
+    if args.verbose and args.what != "agents":
+        raise UsageError(f"--verbose {args.verbose}: only `drlbench list agents --verbose AGENT` takes it")
     if args.what == "agents":
         from drlbench.agents import AGENTS
+        from drlbench.config import describe_agent
 
-        width = max(map(len, AGENTS))
+        if args.verbose:
+            print(describe_agent(args.verbose))
+            return 0
+        width = max(map(len, [*AGENTS, "agent"]))
+        print(f"{'agent':<{width}}  {'loop':<10}  summary")
         for name, cls in AGENTS.items():
             print(f"{name:<{width}}  {cls.loop:<10}  {cls.summary}")
+        print("Hyperparameters of one agent: drlbench list agents --verbose AGENT")
         return 0
     from drlbench.config import load_suites
 
@@ -280,10 +298,12 @@ def cmd_stats(args) -> int:
 
     from drlbench.compare import text_table
     from drlbench.config import load_suites
-    from drlbench.results import reference_scores, scan, score_table
+    from drlbench.results import no_runs_error, reference_scores, scan, score_table, select_suite
     from drlbench.stats import StatsError, interval_estimates
 
     runs, problems = scan(args.runs_dir)
+    if not select_suite(runs, args.suite)[0]:
+        raise no_runs_error(args.runs_dir, problems, args.suite)
     table = score_table(runs, args.suite, args.score)
     try:
         estimates = interval_estimates(table.normalized, reps=args.reps, seed=args.seed)

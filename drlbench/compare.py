@@ -72,7 +72,7 @@ def split_overrides(items: list[str], agents: list[str]) -> dict[str, list[str]]
 def contenders(agents: list[str], env: str, steps: int | None, out: Path,
                overrides: list[str], quiet: bool) -> list[Contender]:
     """Each agent's configuration, resolved exactly as `drlbench run` resolves it."""
-    from drlbench.cli import build_parser, resolve_variant
+    from drlbench.config import resolve
 
     if len(agents) < 2:
         raise UsageError(f"compare needs at least 2 agents, got {agents}")
@@ -81,11 +81,8 @@ def contenders(agents: list[str], env: str, steps: int | None, out: Path,
         raise UsageError(f"agent {twice[0]!r} is listed twice")
     found = []
     for name, sets in split_overrides(overrides, agents).items():
-        argv = ["run", name, "--env", env, "--out", str(out), "--resume"]
-        argv += ["--steps", str(steps)] if steps else []
-        argv += ["--quiet"] if quiet else []
-        argv += ["--set", *sets] if sets else []
-        found.append(Contender(name, resolve_variant(build_parser().parse_args(argv))))
+        found.append(Contender(name, resolve(name, env, sets, steps=steps, out=out,
+                                             progress="off" if quiet else "bar")))
     labels = [c.config.label for c in found]
     if len(set(labels)) != len(labels):
         raise UsageError(f"agents share a label {labels}; compare different agents")

@@ -8,6 +8,7 @@ step budget and reference scores for normalisation.
 from __future__ import annotations
 
 import dataclasses
+import sys
 import tomllib
 import types
 import typing
@@ -15,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from drlbench.domains import INT64_MAX, RELATIONS, Domain, domain_of, quantity
 from drlbench.errors import UsageError, unknown
 
 
@@ -28,8 +30,13 @@ def data_dir(kind: str) -> Path:
 
 
 def _read_toml(path: Path) -> dict:
-    with open(path, "rb") as f:
-        return tomllib.load(f)
+    try:
+        with open(path, "rb") as f:
+            return tomllib.load(f)
+    except tomllib.TOMLDecodeError as exc:
+        raise UsageError(f"{path}: not a valid TOML file ({exc})") from None
+    except OSError as exc:
+        raise UsageError(f"{path}: cannot be read ({exc.strerror})") from None
 
 
 # --- suites -------------------------------------------------------------------------------
@@ -68,17 +75,28 @@ def suite_of(env_id: str) -> Suite | None:
 
 
 # --- agent presets ------------------------------------------------------------------------
-def load_preset(agent: str, suite: str | None) -> dict[str, Any]:
-    """Base hyperparameters of `agent`, with the suite's section applied on top."""
-    raw = _read_toml(data_dir("agents") / f"{agent}.toml")
+def preset_path(agent: str) -> Path:
+    return data_dir("agents") / f"{agent}.toml"
+
+
+def load_preset(agent: str, suite: str | None, path: Path | None = None) -> dict[str, Any]:
+    """Base hyperparameters of `agent` (from its shipped preset, or the file `path`), with the
+    suite's section applied on top."""
+    path = Path(path) if path is not None else preset_path(agent)
+    if not path.is_file():
+        raise UsageError(f"{path}: no such preset file for agent {agent!r}")
+    raw = _read_toml(path)
+    if not isinstance(raw.get("hyperparameters"), dict):
+        raise UsageError(f"{path}: no [hyperparameters] table")
     values = dict(raw["hyperparameters"])
-    values.update(raw.get("suite", {}).get(suite, {}) if suite else {})
-    return values
+    section = raw.get("suite", {}).get(suite, {}) if suite else {}
+    if not isinstance(section, dict):
+        raise UsageError(f"{path}: [suite.{suite}] is not a table")
+    values.update(section)
+    return {PRESET_SOURCE: str(path), **values}
 
 
-def _field_types(cls) -> dict[str, Any]:
-    hints = typing.get_type_hints(cls)
-    return {f.name: hints[f.name] for f in dataclasses.fields(cls)}
+PRESET_SOURCE = "__preset__"   # load_preset's key naming the file, for messages
 
 
 def parse_value(key: str, text: str, annotation) -> Any:
@@ -90,8 +108,7 @@ def parse_value(key: str, text: str, annotation) -> Any:
             return _parse_one(text, option)
         except ValueError:
             continue
-    expected = " or ".join(getattr(o, "__name__", str(o)) for o in options)
-    raise UsageError(f"--set {key}={text}: expected {expected}")
+    raise UsageError(f"--set {key}={text}: expected {_type_name(annotation)}")
 
 
 def _parse_one(text: str, annotation) -> Any:
@@ -104,7 +121,7 @@ def _parse_one(text: str, annotation) -> Any:
         raise ValueError(text)
     if annotation is int:
         number = float(text)  # accepts 1e6
-        if not number.is_integer():
+        if not number.is_integer() or abs(number) > INT64_MAX:
             raise ValueError(text)
         return int(number)
     if annotation is float:
@@ -127,42 +144,115 @@ def _check_type(key: str, value: Any, annotation) -> Any:
             return tuple(value)
         if option is float and isinstance(value, (int, float)) and not isinstance(value, bool):
             return float(value)
+        if option is int and isinstance(value, int) and not isinstance(value, bool) and abs(value) > INT64_MAX:
+            continue
         if isinstance(option, type) and isinstance(value, option) and not (option is int and isinstance(value, bool)):
             return value
-    raise UsageError(f"{key}={value!r}: expected {annotation}")
+    raise UsageError(f"{key}={value!r}: expected {_type_name(annotation)}")
+
+
+def _type_name(annotation) -> str:
+    names = {int: "an integer (within +-2^63)", float: "a number", str: "a string", bool: "true or false"}
+    origin = typing.get_origin(annotation)
+    options = typing.get_args(annotation) if origin in (typing.Union, types.UnionType) else (annotation,)
+    return " or ".join(f"a list like [{'1, 2' if typing.get_args(o)[0] is int else '0.5, 1'}]"
+                       if typing.get_origin(o) is tuple else names.get(o, str(o)) for o in options)
+
+
+def fields_of(classes: list[type]) -> dict[str, tuple[Any, Domain | None]]:
+    """key -> (type annotation, domain) over the dataclasses in `classes`."""
+    found = {}
+    for cls in classes:
+        hints = typing.get_type_hints(cls)
+        for f in dataclasses.fields(cls):
+            found[f.name] = (hints[f.name], domain_of(f))
+    return found
+
+
+def _check_domain(where: str, key: str, value: Any, annotation, domain: Domain | None) -> None:
+    if domain is None or domain.contains(value):
+        return
+    each = "each item of " if isinstance(value, tuple) else ""
+    raise UsageError(f"{where}{key}={_show(value)}: {each}{key} must be {domain.describe(annotation)}")
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, tuple):
+        return "[" + ",".join(map(_show, value)) + "]"
+    if isinstance(value, bool):
+        return str(value).lower()
+    return f"{value:g}" if isinstance(value, float) else str(value)
 
 
 def build(classes: list[type], preset: dict[str, Any], overrides: list[str]) -> tuple[list[Any], dict[str, Any]]:
     """Split preset values + `key=value` overrides among the dataclasses in `classes`.
 
-    Every field of every class must be set; unknown keys are refused, naming the valid ones.
-    Returns the instances and the parsed overrides.
+    Every field of every class must be set; unknown keys, values of the wrong type and values
+    outside a field's domain are refused, naming the valid ones. Returns the instances and the
+    parsed overrides.
     """
-    types_by_key: dict[str, Any] = {}
-    for cls in classes:
-        types_by_key.update(_field_types(cls))
+    preset = dict(preset)
+    source = preset.pop(PRESET_SOURCE, "preset")
+    declared = fields_of(classes)
     values = {}
     for key, value in preset.items():
-        if key not in types_by_key:
-            raise unknown("hyperparameter in preset", key, types_by_key)
-        values[key] = _check_type(key, value, types_by_key[key])
+        if key not in declared:
+            raise unknown(f"hyperparameter in {source}:", key, declared)
+        annotation, domain = declared[key]
+        try:
+            values[key] = _check_type(key, value, annotation)
+        except UsageError as exc:
+            raise UsageError(f"{source}: {exc}") from None
+        _check_domain(f"{source}: ", key, values[key], annotation, domain)
     parsed: dict[str, Any] = {}
     for item in overrides:
         key, sep, text = item.partition("=")
         key = key.strip()
         if not sep:
             raise UsageError(f"--set {item!r}: expected key=value")
-        if key not in types_by_key:
-            raise unknown("hyperparameter", key, types_by_key)
-        parsed[key] = values[key] = parse_value(key, text, types_by_key[key])
+        if key not in declared:
+            raise unknown("hyperparameter", key, declared)
+        annotation, domain = declared[key]
+        parsed[key] = values[key] = parse_value(key, text, annotation)
+        _check_domain("--set ", key, values[key], annotation, domain)
     instances = []
     for cls in classes:
         names = [f.name for f in dataclasses.fields(cls)]
         missing = [n for n in names if n not in values]
         if missing:
-            raise UsageError(f"preset is missing {', '.join(missing)} for {cls.__name__}")
+            raise UsageError(f"{source} is missing {', '.join(missing)} for {cls.__name__}")
         instances.append(cls(**{n: values[n] for n in names}))
     return instances, parsed
+
+
+def check_relations(cfg: "RunConfig") -> list[str]:
+    """Cross-field relations (`at_most`, `below`, `divides`) on the resolved run: refuses a broken
+    one, and returns the warnings of broken soft ones."""
+    warnings = []
+    values = {**cfg.hyperparameter_dict(), "steps": cfg.steps, "num_envs": cfg.num_envs}
+    for key, (_, domain) in fields_of([type(cfg.loop), type(cfg.hyperparameters)]).items():
+        if domain is None:
+            continue
+        value = values[key]
+        for relation, bound in domain.relations():
+            limit = quantity(bound, values)
+            holds, wording = RELATIONS[relation]
+            if holds(value, limit):
+                continue
+            shown = f"{wording} {bound}={_show(limit)}"
+            if domain.soft:
+                warnings.append(f"{key}={_show(value)}: {key} should {shown}; {_SOFT.get(key, 'continuing')}")
+                continue
+            raise UsageError(f"{key}={_show(value)}: {key} must {shown}" + _why(key, bound))
+    return warnings
+
+
+_SOFT = {"random_steps": "every training action will be uniformly random",
+         "batch_size": "the last minibatch of each epoch will be smaller (stable-baselines3 warns too)"}
+
+
+def _why(key: str, bound: str) -> str:
+    return " (--steps), or nothing would train" if bound == "steps" else ""
 
 
 # --- the run configuration ----------------------------------------------------------------
@@ -185,6 +275,131 @@ class RunConfig:
     hyperparameters: Any         # the agent's Config dataclass instance
     loop: Any                    # the loop's config dataclass instance
     overrides: dict[str, Any] = field(default_factory=dict)
+    dataset: str | None = None   # offline loop: the dataset file (steps then count gradient steps)
 
     def hyperparameter_dict(self) -> dict[str, Any]:
         return {**dataclasses.asdict(self.loop), **dataclasses.asdict(self.hyperparameters)}
+
+
+# --- resolution: (agent, env, --set, suite) -> RunConfig -------------------------------------
+def check_device(name: str) -> None:
+    import torch
+
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise UsageError(f"--device {name!r}: choose from cpu, cuda, cuda:N") from None
+    if device.type == "cpu":
+        return
+    if device.type != "cuda":
+        raise UsageError(f"--device {name}: choose from cpu, cuda, cuda:N")
+    if not torch.cuda.is_available():
+        raise UsageError(f"--device {name}: CUDA is not available here; choose from: cpu")
+    if device.index is not None and device.index >= torch.cuda.device_count():
+        raise UsageError(f"--device {name}: this machine has {torch.cuda.device_count()} CUDA device(s); "
+                         f"choose from cuda:0 to cuda:{torch.cuda.device_count() - 1}")
+
+
+def resolve(agent: str, env: str, overrides: list[str] = (), *, steps: int | None = None, num_envs: int = 1,
+            device: str = "cpu", eval_every: int | None = None, eval_episodes: int | None = None,
+            out: Path = Path("runs"), batched: bool = False, tensorboard: bool = False, progress: str = "bar",
+            tag: str | None = None, preset: Path | None = None) -> RunConfig:
+    """The RunConfig of one variant (seeds=()): the agent's preset for the environment's suite,
+    `--set` overrides, the step budget, the evaluation protocol and the label. Every refusal
+    (unknown names, types, domains, relations, the loop's own checks) happens here, before
+    anything is written. Used by every verb that trains."""
+    import hashlib
+    import json
+
+    from drlbench import envs
+    from drlbench.agents import get_agent
+    from drlbench.loops import get_loop
+
+    agent_cls = get_agent(agent)
+    env_id = envs.resolve(env)
+    suite = suite_of(env_id)
+    loop_module = get_loop(agent_cls.loop)
+    (hyperparameters, loop), parsed = build(
+        [agent_cls.Config, loop_module.Config], load_preset(agent_cls.name, suite.name if suite else None, preset),
+        list(overrides))
+    check_device(device)
+    steps = steps or (suite.envs[env_id]["steps"] if suite else None)
+    if steps is None:
+        raise UsageError(f"--steps is required: {env_id} is in no suite (see `drlbench list envs`)")
+    label = tag or agent_cls.name
+    if (parsed or preset) and not tag:   # a variant: named by what differs from the shipped preset
+        changed = {**(_differences(agent_cls, loop_module, hyperparameters, loop, suite) if preset else {}), **parsed}
+        digest = hashlib.sha1(json.dumps(changed, sort_keys=True, default=str).encode()).hexdigest()[:8]
+        label = f"{agent_cls.name}-{digest}"
+    config = RunConfig(
+        agent=agent_cls.name, label=label, env_id=env_id, suite=suite.name if suite else None,
+        seeds=(), steps=steps, num_envs=num_envs, device=device,
+        eval_every_steps=eval_every or (suite.eval_every_steps if suite else 5000),
+        eval_episodes=eval_episodes or (suite.eval_episodes if suite else 10),
+        out=Path(out), batched=batched, tensorboard=tensorboard, progress=progress,
+        hyperparameters=hyperparameters, loop=loop, overrides=parsed)
+    warnings = check_relations(config)
+    if hasattr(loop_module, "check"):
+        loop_module.check(config)   # a loop's own refusals
+    for warning in warnings:       # only once nothing was refused
+        print(f"drlbench: warning: {warning}", file=sys.stderr)
+    return config
+
+
+def _differences(agent_cls, loop_module, hyperparameters, loop, suite) -> dict[str, Any]:
+    (shipped, shipped_loop), _ = build([agent_cls.Config, loop_module.Config],
+                                       load_preset(agent_cls.name, suite.name if suite else None), [])
+    ours = {**dataclasses.asdict(loop), **dataclasses.asdict(hyperparameters)}
+    theirs = {**dataclasses.asdict(shipped_loop), **dataclasses.asdict(shipped)}
+    return {k: v for k, v in ours.items() if theirs[k] != v}
+
+
+# --- what users may set -----------------------------------------------------------------------
+def preset_comments(path: Path) -> dict[str, str]:
+    """key -> the comment beside it in a preset's [hyperparameters] table (continuation lines joined)."""
+    comments: dict[str, str] = {}
+    section, key = "", None
+    for line in path.read_text().splitlines():
+        stripped = line.strip()
+        if stripped.startswith("#") and key and line[:1].isspace():
+            comments[key] += " " + stripped.lstrip("#").strip()
+            continue
+        key = None
+        if stripped.startswith("["):
+            section = stripped.strip("[]").strip()
+        name, sep, rest = line.partition("=")
+        if section == "hyperparameters" and sep and name.strip().isidentifier():
+            key = name.strip()
+            comments[key] = rest.partition(" #")[2].strip()
+    return comments
+
+
+def describe_agent(agent: str) -> str:
+    """Every hyperparameter of `agent` (and its loop): default, domain, and the preset's source comment."""
+    from drlbench.agents import get_agent
+    from drlbench.loops import get_loop
+
+    agent_cls = get_agent(agent)
+    path = preset_path(agent_cls.name)
+    base = load_preset(agent_cls.name, None)
+    base.pop(PRESET_SOURCE)
+    comments = preset_comments(path)
+    raw = _read_toml(path)
+    rows = [("hyperparameter", "type", "default", "domain", "source (preset comment)")]
+    for key, (annotation, domain) in fields_of([agent_cls.Config, get_loop(agent_cls.loop).Config]).items():
+        allowed = domain.describe(annotation) if domain else "-"
+        relation = domain.relation_text() if domain else ""
+        rows.append((key, _type_name(annotation).split(" (")[0].removeprefix("an ").removeprefix("a "),
+                     _show(base[key]) if key in base else "-", allowed + (f"; {relation}" if relation else ""),
+                     comments.get(key, "")))
+    widths = [max(len(r[i]) for r in rows) for i in range(4)]
+    lines = [f"{agent_cls.name}: {agent_cls.summary}", f"loop: {agent_cls.loop}; preset: {path}", ""]
+    lines += ["  ".join(c.ljust(w) for c, w in zip(r[:4], widths)) + "  " + r[4] for r in rows]
+    for suite, values in raw.get("suite", {}).items():
+        lines.append(f"suite {suite}: " + ", ".join(f"{k}={_show(_plain(v))}" for k, v in values.items()))
+    lines.append("Set any of them with `drlbench run AGENT --env ENV --set key=value`.")
+    return "\n".join(lines)
+
+
+def _plain(value: Any) -> Any:
+    return tuple(value) if isinstance(value, list) else value

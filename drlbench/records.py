@@ -117,8 +117,19 @@ class RunRecord:
 
     @classmethod
     def load(cls, path: Path) -> "RunRecord":
-        meta = json.loads((path / "run.json").read_text())
-        return cls(path, meta, read_evaluations(path / "evaluations.csv"))
+        """A record to resume or skip; a corrupt one is a UsageError naming the file."""
+        try:
+            meta = json.loads((path / "run.json").read_text())
+            if not isinstance(meta, dict):
+                raise ValueError("not a JSON object")
+        except (OSError, UnicodeDecodeError, ValueError) as exc:
+            raise UsageError(f"{path / 'run.json'}: corrupt run record ({exc}); remove the directory to rerun") from None
+        try:
+            evaluations = read_evaluations(path / "evaluations.csv")
+        except (OSError, UnicodeDecodeError, ValueError, TypeError, csv.Error) as exc:
+            raise UsageError(f"{path / 'evaluations.csv'}: corrupt evaluations ({exc}); "
+                             f"remove the directory to rerun") from None
+        return cls(path, meta, evaluations)
 
     def write(self) -> None:
         atomic_write(self.path / "run.json", (json.dumps(self.meta, indent=2, default=str) + "\n").encode())

@@ -34,6 +34,8 @@ from drlbench.report_text import ci_text, protocol, rel, seed_text, steps_text
 from drlbench.results import (
     Problem,
     Run,
+    no_runs_error,
+    select_suite,
     read_evaluations,
     reference_scores,
     scan,
@@ -132,21 +134,10 @@ def build(runs_dir: Path, suite: str | None = None, reps: int = 50_000, seed: in
 
     runs_dir = Path(runs_dir)
     suites = load_suites()
-    if suite is not None and suite not in suites:
-        raise UsageError(f"unknown suite {suite!r}; choose from: {', '.join(sorted(suites))}")
     runs, problems = scan(runs_dir)
-    notes: list[Problem] = []
-    if suite is not None:
-        outside = sorted({r.env_id for r in runs if r.env_id not in suites[suite].envs})
-        for env_id in outside:
-            count = sum(r.env_id == env_id for r in runs)
-            notes.append(Problem(Path(env_id), f"{count} run(s) left out: not in suite {suite!r}"))
-        runs = [r for r in runs if r.env_id in suites[suite].envs]
+    runs, notes = select_suite(runs, suite)
     if not runs:
-        where = f" on environments of suite {suite!r}" if suite else ""
-        first = f"; first left out: {rel(problems[0].path, runs_dir)}: {problems[0].reason}" if problems else ""
-        raise UsageError(f"{runs_dir}: no completed run records{where} "
-                         f"({len(problems)} record(s) left out{first})")
+        raise no_runs_error(runs_dir, problems, suite)
     runs.sort(key=lambda r: (r.env_id, r.label, r.seed))
     labels = sorted({r.label for r in runs})
     meta = {r.path: json.loads((r.path / "run.json").read_text(encoding="utf-8")) for r in runs}

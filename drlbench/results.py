@@ -206,6 +206,30 @@ class ScoreTable:
     notes: list[Problem] = field(default_factory=list)
 
 
+def select_suite(runs: list[Run], suite: str | None) -> tuple[list[Run], list[Problem]]:
+    """The runs on `suite`'s environments (all of them if None), and a note per environment left out."""
+    suites = load_suites()
+    if suite is None:
+        return runs, []
+    if suite not in suites:
+        raise UsageError(f"unknown suite {suite!r}; choose from: {', '.join(sorted(suites))}")
+    outside = [r for r in runs if r.env_id not in suites[suite].envs]
+    notes = [Problem(Path(env_id), f"{sum(r.env_id == env_id for r in outside)} run(s) left out: not in suite {suite!r}")
+             for env_id in sorted({r.env_id for r in outside})]
+    return [r for r in runs if r.env_id in suites[suite].envs], notes
+
+
+def no_runs_error(runs_dir: Path, problems: list[Problem], suite: str | None) -> UsageError:
+    """'no completed run records', naming the first record left out and why."""
+    where = f" on environments of suite {suite!r}" if suite else ""
+    first = ""
+    if problems:
+        path = problems[0].path
+        shown = path.relative_to(runs_dir) if path.is_relative_to(runs_dir) else path
+        first = f"; first left out: {shown}: {problems[0].reason}"
+    return UsageError(f"{runs_dir}: no completed run records{where} ({len(problems)} record(s) left out{first})")
+
+
 def score_table(runs: list[Run], suite: str | None = None, score: str = "final") -> ScoreTable:
     """Arrange runs as rectangular (runs, tasks) tables per label, normalised per environment.
 
@@ -214,15 +238,7 @@ def score_table(runs: list[Run], suite: str | None = None, score: str = "final")
     if score not in SCORES:
         raise UsageError(f"unknown score {score!r}; choose from: {', '.join(SCORES)}")
     suites = load_suites()
-    if suite is not None and suite not in suites:
-        raise UsageError(f"unknown suite {suite!r}; choose from: {', '.join(sorted(suites))}")
-    notes: list[Problem] = []
-    if suite is not None:
-        outside = [r for r in runs if r.env_id not in suites[suite].envs]
-        for env_id in sorted({r.env_id for r in outside}):
-            count = sum(r.env_id == env_id for r in outside)
-            notes.append(Problem(Path(env_id), f"{count} run(s) left out: not in suite {suite!r}"))
-        runs = [r for r in runs if r.env_id in suites[suite].envs]
+    runs, notes = select_suite(runs, suite)
     if not runs:
         where = f" on environments of suite {suite!r}" if suite else ""
         raise UsageError(f"no completed run records{where}")

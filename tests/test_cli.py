@@ -9,12 +9,12 @@ import pytest
     (["run", "sacc", "--env", "Pendulum"], "unknown agent 'sacc'; did you mean: sac"),
     (["run", "sac", "--env", "Pendulm"], "unknown env 'Pendulm'; did you mean: Pendulum-v1"),
     (["run", "sac", "--env", "Pendulum", "--set", "lerning_rate=1"], "unknown hyperparameter 'lerning_rate'"),
-    (["run", "sac", "--env", "Pendulum", "--set", "batch_size=big"], "--set batch_size=big: expected int"),
+    (["run", "sac", "--env", "Pendulum", "--set", "batch_size=big"], "--set batch_size=big: expected an integer"),
     (["run", "sac", "--env", "Pendulum", "--set", "gamma"], "expected key=value"),
     (["run", "sac", "--env", "Pendulum", "--steps", "-5"], "expected a positive integer"),
     (["run", "sac", "--env", "Pendulum", "--seeds", "3-x"], "expected seeds like 0-4"),
     (["run", "sac", "--env", "Pendulum", "--device", "cuda"], "CUDA is not available"),
-    (["run", "sac", "--env", "CartPole"], "sac needs a continuous (Box) action space"),
+    (["run", "sac", "--env", "CartPole", "--steps", "10000"], "sac needs a continuous (Box) action space"),
     (["run", "sac"], "the following arguments are required: --env"),
     (["list", "things"], "invalid choice: 'things'"),
     (["frobnicate"], "invalid choice: 'frobnicate'"),
@@ -35,7 +35,8 @@ def test_unknown_key_lists_valid_choices(run_cli, tmp_path):
 def test_unwritable_output(run_cli, tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("not a directory")
-    code, _, err = run_cli("run", "td3", "--env", "Pendulum", "--steps", "10", "--out", blocker / "runs")
+    code, _, err = run_cli("run", "td3", "--env", "Pendulum", "--steps", "10", "--out", blocker / "runs",
+                           "--set", "learning_starts=0", "random_steps=0")
     assert code == 2 and "cannot write run records" in err and str(blocker) in err
 
 
@@ -52,7 +53,9 @@ def test_list_agents_and_envs(run_cli):
     code, out, _ = run_cli("list", "agents")
     from drlbench.agents import AGENTS
 
-    names = [line.split()[0] for line in out.splitlines() if line.strip()]
+    lines = out.splitlines()
+    assert lines[0].split() == ["agent", "loop", "summary"] and lines[-1].startswith("Hyperparameters of one agent")
+    names = [line.split()[0] for line in lines[1:-1]]
     assert code == 0 and names == sorted(AGENTS) and {"sac", "td3"} <= set(names)
     code, out, _ = run_cli("list", "envs")
     assert code == 0 and "Pendulum-v1" in out and "HalfCheetah-v5" in out

@@ -85,7 +85,7 @@ def _fake_trainer(monkeypatch, centres, spread=1.0):
 def test_clear_difference_is_decided_at_the_first_interim(tmp_path, run_cli, monkeypatch):
     calls = _fake_trainer(monkeypatch, {"sac": -150.0, "td3": -900.0})
     code, out, err = run_cli("compare", "sac", "td3", "--env", "Pendulum", "--n", "5", "--K", "3",
-                             "--steps", "300", "--out", tmp_path)
+                             "--steps", "2000", "--out", tmp_path)
     assert code == 0, err
     assert sorted(calls) == [(a, s) for a in ("sac", "td3") for s in range(5)]
     row = next(line for line in out.splitlines() if line.startswith("sac vs td3"))
@@ -96,22 +96,22 @@ def test_clear_difference_is_decided_at_the_first_interim(tmp_path, run_cli, mon
 def test_other_settings_are_not_reused_and_conflicts_are_refused(tmp_path, run_cli, monkeypatch):
     calls = _fake_trainer(monkeypatch, {"sac": -150.0, "td3": -160.0})
     # same agent and env but other hyperparameters / steps: not reusable
-    write_run(tmp_path, "tuned", "Pendulum-v1", 0, [-1500.0, 0.0], steps=300, hyperparameters={"gamma": 0.5})
+    write_run(tmp_path, "tuned", "Pendulum-v1", 0, [-1500.0, 0.0], steps=2000, hyperparameters={"gamma": 0.5})
     write_run(tmp_path, "long", "Pendulum-v1", 1, [-1500.0, 0.0], steps=600)
     code, out, err = run_cli("compare", "sac", "td3", "--env", "Pendulum", "--n", "2", "--K", "1",
-                             "--steps", "300", "--out", tmp_path)
+                             "--steps", "2000", "--out", tmp_path)
     assert code == 0, err
     assert sorted(calls) == [("sac", 0), ("sac", 1), ("td3", 0), ("td3", 1)]
     # a record in the path this comparison would train into, made with other steps, is refused
     other = tmp_path / "other"
     write_run(other, "sac", "Pendulum-v1", 0, [-1500.0, 0.0], steps=999)
     code, _, err = run_cli("compare", "sac", "td3", "--env", "Pendulum", "--n", "2", "--K", "1",
-                           "--steps", "300", "--out", other)
-    assert code == 2 and "holds another run (steps is 999, not 300)" in err
+                           "--steps", "2000", "--out", other)
+    assert code == 2 and "holds another run (steps is 999, not 2000)" in err
     assert len(err.strip().splitlines()) == 1
     # the same comparison with other settings in the same --out is refused
     code, _, err = run_cli("compare", "sac", "td3", "--env", "Pendulum", "--n", "2", "--K", "3",
-                           "--steps", "300", "--out", tmp_path)
+                           "--steps", "2000", "--out", tmp_path)
     assert code == 2 and "other settings (K differ)" in err
 
 
@@ -130,7 +130,7 @@ def test_changed_scores_and_corrupt_state_are_one_line_errors(tmp_path, run_cli,
         fake(cfg)
 
     monkeypatch.setattr(compare, "_train", stop_in_interim_2)
-    args = ["compare", "sac", "td3", "--env", "Pendulum", "--n", "2", "--K", "3", "--steps", "300",
+    args = ["compare", "sac", "td3", "--env", "Pendulum", "--n", "2", "--K", "3", "--steps", "2000",
             "--out", tmp_path]
     code, _, err = run_cli(*args)
     assert code == 130, err
@@ -173,7 +173,8 @@ def test_compare_bad_input_is_one_line_exit_2(tmp_path, run_cli, args, expected)
 def test_per_agent_overrides(tmp_path, run_cli, monkeypatch):
     calls = _fake_trainer(monkeypatch, {"sac": -150.0, "td3": -900.0})
     code, out, err = run_cli("compare", "sac", "td3", "--env", "Pendulum", "--n", "5", "--K", "1",
-                             "--steps", "300", "--out", tmp_path, "--set", "batch_size=64", "td3:policy_delay=3")
+                             "--steps", "300", "--out", tmp_path, "--set", "batch_size=64", "td3:policy_delay=3",
+                             "learning_starts=100")
     assert code == 0, err
     runs = scan(tmp_path)[0]
     assert {r.hyperparameters["batch_size"] for r in runs} == {64}

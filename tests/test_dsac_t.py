@@ -279,7 +279,7 @@ def test_huber_variant_updates_and_bad_values_are_refused():
     agent = make_agent(overrides=[*SMALL, "critic_loss=huber"])
     metrics = agent.update(tiny_batch())
     assert all(torch.isfinite(v).all() for v in metrics.values())
-    with pytest.raises(UsageError, match="critic_loss='mse'; choose from: paper, huber"):
+    with pytest.raises(UsageError, match="critic_loss=mse: critic_loss must be one of: paper, huber"):
         make_agent(overrides=[*SMALL, "critic_loss=mse"])
     with pytest.raises(UsageError, match="activation"):
         make_agent(overrides=[*SMALL, "activation=swish"])

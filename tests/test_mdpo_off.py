@@ -140,7 +140,7 @@ def test_first_update_has_zero_kl_and_deterministic_exploration():
 
 def test_bad_choice_is_a_usage_error():
     from drlbench.errors import UsageError
-    with pytest.raises(UsageError, match="log_prob='exact'; choose from: paper, code"):
+    with pytest.raises(UsageError, match="log_prob=exact: log_prob must be one of: paper, code"):
         make_agent("mdpo_off", overrides=["log_prob=exact"])
 
 

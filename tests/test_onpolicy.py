@@ -381,7 +381,7 @@ def test_batched_member_equals_a_lone_run(run_cli, tmp_path, normalize):
 def test_bad_schedule_is_a_usage_error(run_cli, tmp_path):
     code, _, err = run_cli("run", "ppo", "--env", "CartPole", "--steps", "100", "--out", tmp_path, "--quiet",
                            "--set", "learning_rate_schedule=cosine")
-    assert code == 2 and "learning_rate_schedule='cosine'" in err and "constant, linear" in err
+    assert code == 2 and "learning_rate_schedule=cosine" in err and "constant, linear" in err
 
 
 # --- learning (slow) ---------------------------------------------------------------------------
@@ -421,11 +421,15 @@ def test_mdpo_on_learns_cartpole(run_cli, tmp_path):
 def test_mdpo_on_learns_pendulum(run_cli, tmp_path):
     # the preset (observation and reward normalisation as the official code) with the rollout shape and
     # gamma of PPO's Pendulum test, shorter rollouts (4 x 128: MDPO takes only sgd_steps=10 full-batch steps
-    # per rollout) and lr 1e-3 for both networks. Seeds 0-2 gave -191, -263, -188; random policy: -1188.
-    score = final_score(run_cli, tmp_path, "mdpo_on", "Pendulum", "100000", "--num-envs", "4",
-                        "--eval-every", "100000", "--set", "n_steps=128", "gamma=0.9", "learning_rate=1e-3",
-                        "value_learning_rate=1e-3")
-    assert score >= -500, score
+    # per rollout) and lr 1e-3 for both networks. Random policy: -1188. One seed's final score depends on
+    # the CPU's float rounding (seed 0: -191 on one machine, -527 on another), so the threshold is on the
+    # mean of three batched seeds (-411, -317, -167 here: mean -298).
+    code, _, err = run_cli("run", "mdpo_on", "--env", "Pendulum", "--steps", "100000", "--seeds", "0-2", "--batched",
+                           "--out", tmp_path, "--tag", "t", "--quiet", "--num-envs", "4", "--eval-every", "100000",
+                           "--set", "n_steps=128", "gamma=0.9", "learning_rate=1e-3", "value_learning_rate=1e-3")
+    assert code == 0, err
+    scores = [json.loads(p.read_text())["final_score"] for p in tmp_path.glob("*/t/seed_*/run.json")]
+    assert len(scores) == 3 and sum(scores) / 3 >= -500, scores
 
 
 @pytest.mark.slow

@@ -237,7 +237,7 @@ def test_ppo_pmoe_runs_from_the_cli(run_cli, tmp_path):
 
 
 def test_ppo_pmoe_refuses_discrete_actions(run_cli, tmp_path):
-    code, _, err = run_cli("run", "pmoe_ppo", "--env", "CartPole", "--steps", "100", "--out", tmp_path, "--quiet")
+    code, _, err = run_cli("run", "pmoe_ppo", "--env", "CartPole", "--steps", "4096", "--out", tmp_path, "--quiet")
     assert code == 2 and "pmoe_ppo needs a continuous (Box) action space" in err
 
 

@@ -102,7 +102,7 @@ def test_adaptive_obgd_by_hand():
 def test_unknown_optimizer_is_a_usage_error(run_cli, tmp_path):
     code, _, err = run_cli("run", "stream_q", "--env", "CartPole", "--steps", "10", "--out", tmp_path, "--quiet",
                            "--set", "optimizer=adam")
-    assert code == 2 and "optimizer='adam'" in err and "obgd, adaptive_obgd" in err
+    assert code == 2 and "optimizer=adam" in err and "obgd, adaptive_obgd" in err
 
 
 # --- initialisation and networks ----------------------------------------------------------

@@ -132,8 +132,6 @@ OPTIMIZERS = {"obgd": ObGD, "adaptive_obgd": AdaptiveObGD}
 
 def make_optimizer(name: str, params, lr: float, gamma: float, lamda: float, kappa: float) -> ObGD:
     """The stream-x optimiser `name` ("obgd", or "adaptive_obgd" of the code's optim.py)."""
-    if name not in OPTIMIZERS:
-        raise UsageError(f"optimizer={name!r}; choose from: {', '.join(OPTIMIZERS)}")
     return OPTIMIZERS[name](params, lr, gamma, lamda, kappa)
 
 

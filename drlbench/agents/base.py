@@ -62,6 +62,11 @@ class Agent(nn.Module):
             opt.load_state_dict(state["optimizers"][key])
         self.restore_extra(state["extra"])
 
+    def attach_dataset(self, observations: torch.Tensor, actions: torch.Tensor, total_updates: int) -> None:
+        """Offline loop only, once before the first update (and again on resume): the whole dataset,
+        (N, obs_dim) and (N, act_dim), in the units of the minibatches (normalised states, actions in
+        [-1, 1]), and the run's number of gradient steps. Default: unused."""
+
     def extra_checkpoint(self) -> dict[str, Any]:
         """Non-tensor state (counters) an agent needs to resume exactly."""
         return {}

@@ -45,7 +45,7 @@ import torch
 import torch.nn.functional as F
 
 from drlbench.agents.base import Agent, Batch
-from drlbench.errors import UsageError
+from drlbench.domains import hp
 from drlbench.nn import PopMLP, adam, polyak_update, tanh_gaussian
 
 CRITIC_LOSSES = ("paper", "huber")
@@ -53,25 +53,25 @@ CRITIC_LOSSES = ("paper", "huber")
 
 @dataclass(frozen=True)
 class DSACTConfig:
-    gamma: float
-    tau: float                    # Polyak rate of the target critics and the target policy
-    tau_b: float                  # rate of the moving average sigma_bar of the critics' std
-    actor_lr: float
-    critic_lr: float
-    alpha_lr: float
-    hidden_sizes: tuple[int, ...]
-    activation: str               # hidden activation of every network: "gelu" (code), "relu", "tanh"
-    policy_delay: int             # the code's delay_update
-    initial_log_alpha: float
-    target_entropy: float | str   # "auto" = -|A|
-    reward_scale: float
-    clip_boundary: float          # xi: the sampled target is clipped to mu +- xi sigma_bar
-    std_bias: float               # eps_b ("bias" in the code)
-    sample_clip: float            # the standard-normal draw of a target sample is clipped to +-this
-    critic_loss: str              # "paper" or "huber" (the code since 2025-07)
-    huber_delta: float            # delta of the "huber" loss
-    log_std_min: float
-    log_std_max: float
+    gamma: float = hp("(0, 1]")
+    tau: float = hp("(0, 1]")     # Polyak rate of the target critics and the target policy
+    tau_b: float = hp("(0, 1]")   # rate of the moving average sigma_bar of the critics' std
+    actor_lr: float = hp("(0, inf)")
+    critic_lr: float = hp("(0, inf)")
+    alpha_lr: float = hp("(0, inf)")
+    hidden_sizes: tuple[int, ...] = hp("[1, inf)")
+    activation: str = hp(choices=("gelu", "relu", "tanh"))  # hidden activation of every network: "gelu" (code), "relu", "tanh"
+    policy_delay: int = hp("[1, inf)")  # the code's delay_update
+    initial_log_alpha: float = hp("(-inf, inf)")
+    target_entropy: float | str = hp("(-inf, inf)", choices=("auto",))  # "auto" = -|A|
+    reward_scale: float = hp("(0, inf)")
+    clip_boundary: float = hp("(0, inf)")  # xi: the sampled target is clipped to mu +- xi sigma_bar
+    std_bias: float = hp("[0, inf)")  # eps_b ("bias" in the code)
+    sample_clip: float = hp("(0, inf)")  # the standard-normal draw of a target sample is clipped to +-this
+    critic_loss: str = hp(choices=CRITIC_LOSSES)  # "paper" or "huber" (the code since 2025-07)
+    huber_delta: float = hp("(0, inf)")  # delta of the "huber" loss
+    log_std_min: float = hp("(-inf, inf)", below="log_std_max")
+    log_std_max: float = hp("(-inf, inf)")
 
 
 # --- the critic loss, as pure functions of tensors (tests call these) -------------------------
@@ -122,18 +122,8 @@ class DSACT(Agent):
     def __init__(self, observation_space, action_space, config: DSACTConfig, population):
         super().__init__(observation_space, action_space, config, population)
         obs_dim, act_dim = self.continuous_dims(observation_space, action_space)
-        if config.critic_loss not in CRITIC_LOSSES:
-            raise UsageError(f"critic_loss={config.critic_loss!r}; choose from: {', '.join(CRITIC_LOSSES)}")
-        if config.activation not in ("gelu", "relu", "tanh"):
-            raise UsageError(f"activation={config.activation!r}; choose from: gelu, relu, tanh")
-        if config.policy_delay < 1:
-            raise UsageError(f"policy_delay={config.policy_delay}; must be >= 1")
-        if config.target_entropy == "auto":
-            self.target_entropy = -float(act_dim)
-        elif isinstance(config.target_entropy, (int, float)):
-            self.target_entropy = float(config.target_entropy)
-        else:
-            raise UsageError(f"target_entropy={config.target_entropy!r}; use a number or 'auto'")
+        auto = config.target_entropy == "auto"
+        self.target_entropy = -float(act_dim) if auto else float(config.target_entropy)
         low, high = np.asarray(action_space.low, np.float64), np.asarray(action_space.high, np.float64)
         # log |d(env action)/d(tanh)| per sample: the harness maps [-1, 1] affinely onto [low, high]
         finite = np.isfinite(low).all() and np.isfinite(high).all()

@@ -36,7 +36,7 @@ from dataclasses import dataclass
 import torch
 
 from drlbench.agents.base import Agent, Batch
-from drlbench.errors import UsageError
+from drlbench.domains import hp
 from drlbench.nn import LOG_SQRT_2PI, PopMLP, adam, polyak_update, tanh_gaussian
 
 LOG_STD_MIN, LOG_STD_MAX = -20.0, 2.0     # mdpo_off/policies.py
@@ -45,20 +45,20 @@ CODE_EPS = 1e-6                           # policies.py EPS; tf_log_q's floor on
 
 @dataclass(frozen=True)
 class MDPOOffConfig:
-    gamma: float
-    tau: float
-    actor_lr: float
-    critic_lr: float
-    hidden_sizes: tuple[int, ...]
-    kl_coeff: float              # c = 1/t_k: weight of log pi_theta - log pi_k (the code's klcoeff)
-    entropy_coeff: float         # lambda (the code's lam)
-    tsallis_q: float             # q' (the code's tsallis_coeff); 1 = Shannon entropy / KL
-    old_policy_interval: int     # m: SGD steps per mirror-descent iteration (the code's sgd_steps)
-    policy_reg: float            # weight of mean(mu^2) + mean(log sigma^2) (code: 1e-3; paper: 0)
-    log_prob: str                # "paper" or "code" (see the module docstring)
-    explore: str                 # "deterministic" (code) or "stochastic"
-    actor_q: str                 # "q1" (code) or "min"
-    target_update_interval: int
+    gamma: float = hp("(0, 1]")
+    tau: float = hp("(0, 1]")
+    actor_lr: float = hp("(0, inf)")
+    critic_lr: float = hp("(0, inf)")
+    hidden_sizes: tuple[int, ...] = hp("[1, inf)")
+    kl_coeff: float = hp("[0, inf)")  # c = 1/t_k: weight of log pi_theta - log pi_k (the code's klcoeff)
+    entropy_coeff: float = hp("[0, inf)")  # lambda (the code's lam)
+    tsallis_q: float = hp("(0, inf)")  # q' (the code's tsallis_coeff); 1 = Shannon entropy / KL
+    old_policy_interval: int = hp("[1, inf)")  # m: SGD steps per mirror-descent iteration (the code's sgd_steps)
+    policy_reg: float = hp("[0, inf)")  # weight of mean(mu^2) + mean(log sigma^2) (code: 1e-3; paper: 0)
+    log_prob: str = hp(choices=("paper", "code"))  # "paper" or "code" (see the module docstring)
+    explore: str = hp(choices=("deterministic", "stochastic"))  # "deterministic" (code) or "stochastic"
+    actor_q: str = hp(choices=("q1", "min"))  # "q1" (code) or "min"
+    target_update_interval: int = hp("[1, inf)")
 
 
 def gaussian_heads(out: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -104,13 +104,6 @@ class MDPOOff(Agent):
     def __init__(self, observation_space, action_space, config: MDPOOffConfig, population):
         super().__init__(observation_space, action_space, config, population)
         obs_dim, act_dim = self.continuous_dims(observation_space, action_space)
-        for key, value, choices in (("log_prob", config.log_prob, ("paper", "code")),
-                                    ("explore", config.explore, ("deterministic", "stochastic")),
-                                    ("actor_q", config.actor_q, ("q1", "min"))):
-            if value not in choices:
-                raise UsageError(f"{key}={value!r}; choose from: {', '.join(choices)}")
-        if config.old_policy_interval < 1:
-            raise UsageError(f"old_policy_interval={config.old_policy_interval}; must be >= 1")
         self.act_dim = act_dim
         hidden = list(config.hidden_sizes)
         self.actor = PopMLP(population, [obs_dim, *hidden, 2 * act_dim])

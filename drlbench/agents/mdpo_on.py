@@ -36,25 +36,25 @@ from dataclasses import dataclass
 import torch
 
 from drlbench.agents.actor_critic import ActorCritic, Rollout, clip_grad_norm_per_member_, minibatches, take
-from drlbench.errors import UsageError
+from drlbench.domains import hp
 from drlbench.nn import adam
 
 
 @dataclass(frozen=True)
 class MDPOOnConfig:
-    learning_rate: float        # policy Adam step size
-    value_learning_rate: float  # value Adam step size
-    sgd_steps: int              # m: full-batch policy steps per iteration
-    kl_horizon_steps: int       # H of the t_k schedule; 0 = the run's step budget
-    max_grad_norm: float
-    adam_eps: float             # policy Adam epsilon
-    vf_epochs: int
-    vf_batch_size: int
-    clip_range_vf: float        # 0: plain squared error
-    hidden_sizes: tuple[int, ...]
-    log_std_init: float
-    ortho_init: bool
-    normalize_observations: bool    # running observation standardisation (drlbench.normalize)
+    learning_rate: float = hp("(0, inf)")  # policy Adam step size
+    value_learning_rate: float = hp("(0, inf)")  # value Adam step size
+    sgd_steps: int = hp("[1, inf)")  # m: full-batch policy steps per iteration
+    kl_horizon_steps: int = hp("[0, inf)")  # H of the t_k schedule; 0 = the run's step budget
+    max_grad_norm: float = hp("(0, inf)")
+    adam_eps: float = hp("(0, inf)")  # policy Adam epsilon
+    vf_epochs: int = hp("[1, inf)")
+    vf_batch_size: int = hp("[1, inf)", at_most="n_steps*num_envs")
+    clip_range_vf: float = hp("[0, inf)")  # 0: plain squared error
+    hidden_sizes: tuple[int, ...] = hp("[1, inf)")
+    log_std_init: float = hp("(-inf, inf)")
+    ortho_init: bool = hp()
+    normalize_observations: bool = hp()  # running observation standardisation (drlbench.normalize)
 
 
 class MDPOOn(ActorCritic):
@@ -64,8 +64,6 @@ class MDPOOn(ActorCritic):
 
     def __init__(self, observation_space, action_space, config: MDPOOnConfig, population):
         super().__init__(observation_space, action_space, config, population)
-        if config.kl_horizon_steps < 0:
-            raise UsageError(f"kl_horizon_steps={config.kl_horizon_steps}: use 0 (the run's budget) or a step count")
         self.optimizers = {
             "policy": adam(self.policy_parameters(), config.learning_rate, eps=config.adam_eps),
             "value": adam(self.critic.parameters(), config.value_learning_rate, eps=1e-8),

@@ -29,6 +29,7 @@ from torch import nn
 from drlbench.agents.actor_critic import LOG_SQRT_2PI
 from drlbench.agents.pmoe_sac import mixture_log_prob, sample_categorical
 from drlbench.agents.ppo import PPO, PPOConfig
+from drlbench.domains import hp
 from drlbench.errors import UsageError
 from drlbench.nn import PopMLP, orthogonal_
 from drlbench.population import Population
@@ -36,8 +37,8 @@ from drlbench.population import Population
 
 @dataclass(frozen=True)
 class PMOEPPOConfig(PPOConfig):
-    num_experts: int                 # K
-    q_hidden_sizes: tuple[int, ...]  # the auxiliary Q network (ReLU)
+    num_experts: int = hp("[1, inf)")  # K
+    q_hidden_sizes: tuple[int, ...] = hp("[1, inf)")  # the auxiliary Q network (ReLU)
 
 
 class GaussianMixture:
@@ -80,8 +81,6 @@ class PMOEPPO(PPO):
             raise UsageError(f"{self.name} needs a continuous (Box) action space, not {action_space}")
         if config.use_sde:
             raise UsageError("use_sde=true: gSDE is not defined for PMOE's mixture policy; choose use_sde=false")
-        if config.num_experts < 1:
-            raise UsageError(f"num_experts={config.num_experts}; must be >= 1")
         obs_dim, act_dim, k = observation_space.shape[0], action_space.shape[0], config.num_experts
         self.num_experts, self.act_dim = k, act_dim
         self.actor = PopMLP(population, [obs_dim, *config.hidden_sizes, k * act_dim], activation="tanh")  # replaces PPO's

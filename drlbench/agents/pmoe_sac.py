@@ -36,16 +36,16 @@ import torch.nn.functional as F
 from drlbench.agents.base import Batch
 from drlbench.agents.mdpo_off import LOG_STD_MAX, LOG_STD_MIN
 from drlbench.agents.sac import SAC, SACConfig
-from drlbench.errors import UsageError
+from drlbench.domains import hp
 from drlbench.nn import LOG_SQRT_2PI, PopMLP, adam, tanh_gaussian
 from drlbench.population import Population
 
 
 @dataclass(frozen=True)
 class PMOESACConfig(SACConfig):
-    num_experts: int             # K
-    reward_normalization: str    # "none" (SAC), or "batch": r <- reward_scale (r - mean) / (std + 1e-6) per minibatch
-    eval_expert: str             # deterministic action from the "argmax" expert, or a "sample"d one (pmoe.py)
+    num_experts: int = hp("[1, inf)")  # K
+    reward_normalization: str = hp(choices=("none", "batch"))  # "none" (SAC), or "batch": r <- reward_scale (r - mean) / (std + 1e-6) per minibatch
+    eval_expert: str = hp(choices=("argmax", "sample"))  # deterministic action from the "argmax" expert, or a "sample"d one (pmoe.py)
 
 
 def sample_categorical(population: Population, probs: torch.Tensor) -> torch.Tensor:
@@ -77,12 +77,6 @@ class PMOESAC(SAC):
 
     def __init__(self, observation_space, action_space, config: PMOESACConfig, population):
         super().__init__(observation_space, action_space, config, population)   # critics, targets, alpha
-        if config.num_experts < 1:
-            raise UsageError(f"num_experts={config.num_experts}; must be >= 1")
-        for key, value, choices in (("reward_normalization", config.reward_normalization, ("none", "batch")),
-                                    ("eval_expert", config.eval_expert, ("argmax", "sample"))):
-            if value not in choices:
-                raise UsageError(f"{key}={value!r}; choose from: {', '.join(choices)}")
         obs_dim = observation_space.shape[0]
         self.num_experts = k = config.num_experts
         self.actor = PopMLP(population, [obs_dim, *config.hidden_sizes, 2 * k * self.act_dim])   # replaces SAC's

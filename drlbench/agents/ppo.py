@@ -33,6 +33,7 @@ from dataclasses import dataclass
 import torch
 
 from drlbench.agents.actor_critic import ActorCritic, Rollout, clip_grad_norm_per_member_, minibatches, take
+from drlbench.domains import hp
 from drlbench.errors import UsageError
 from drlbench.nn import MemberAdam, adam
 
@@ -41,25 +42,25 @@ SCHEDULES = ("constant", "linear")
 
 @dataclass(frozen=True)
 class PPOConfig:
-    learning_rate: float
-    learning_rate_schedule: str     # "constant" or "linear" (to 0 over the run)
-    n_epochs: int
-    batch_size: int
-    clip_range: float
-    clip_range_schedule: str        # "constant" or "linear"
-    clip_range_vf: float            # 0: no value clipping (SB3's None)
-    normalize_advantage: bool
-    ent_coef: float
-    vf_coef: float
-    max_grad_norm: float
-    adam_eps: float
-    hidden_sizes: tuple[int, ...]
-    log_std_init: float
-    ortho_init: bool
-    normalize_observations: bool    # running observation standardisation (drlbench.normalize)
-    target_kl: float                # 0: off (SB3's None); else early stopping at approx_kl > 1.5 target_kl
-    use_sde: bool                   # gSDE exploration (Box actions; drlbench.agents.actor_critic)
-    sde_sample_freq: int            # gSDE: new exploration matrices every this many steps (<= 0: per rollout)
+    learning_rate: float = hp("(0, inf)")
+    learning_rate_schedule: str = hp(choices=SCHEDULES)  # "constant" or "linear" (to 0 over the run)
+    n_epochs: int = hp("[1, inf)")
+    batch_size: int = hp("[1, inf)", divides="n_steps*num_envs", soft=True)
+    clip_range: float = hp("(0, inf)")
+    clip_range_schedule: str = hp(choices=SCHEDULES)  # "constant" or "linear"
+    clip_range_vf: float = hp("[0, inf)")  # 0: no value clipping (SB3's None)
+    normalize_advantage: bool = hp()
+    ent_coef: float = hp("[0, inf)")
+    vf_coef: float = hp("[0, inf)")
+    max_grad_norm: float = hp("(0, inf)")
+    adam_eps: float = hp("(0, inf)")
+    hidden_sizes: tuple[int, ...] = hp("[1, inf)")
+    log_std_init: float = hp("(-inf, inf)")
+    ortho_init: bool = hp()
+    normalize_observations: bool = hp()  # running observation standardisation (drlbench.normalize)
+    target_kl: float = hp("[0, inf)")  # 0: off (SB3's None); else early stopping at approx_kl > 1.5 target_kl
+    use_sde: bool = hp()            # gSDE exploration (Box actions; drlbench.agents.actor_critic)
+    sde_sample_freq: int = hp("(-inf, inf)")  # gSDE: new exploration matrices every this many steps (<= 0: per rollout)
 
 
 def scheduled(value: float, schedule: str, rollout: Rollout) -> float:
@@ -75,11 +76,6 @@ class PPO(ActorCritic):
 
     def __init__(self, observation_space, action_space, config: PPOConfig, population):
         super().__init__(observation_space, action_space, config, population)
-        for key in ("learning_rate_schedule", "clip_range_schedule"):
-            if getattr(config, key) not in SCHEDULES:
-                raise UsageError(f"{key}={getattr(config, key)!r}; choose from: {', '.join(SCHEDULES)}")
-        if config.target_kl < 0:
-            raise UsageError(f"target_kl={config.target_kl}; must be >= 0 (0 turns early stopping off)")
         if config.batch_size < 2 and config.normalize_advantage:
             raise UsageError(f"batch_size={config.batch_size}: advantage normalisation needs at least 2")
         self.optimizers = {"policy": self.make_optimizer()}

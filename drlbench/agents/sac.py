@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 
 from drlbench.agents.base import Agent, Batch
-from drlbench.errors import UsageError
+from drlbench.domains import hp
 from drlbench.nn import PopMLP, adam, polyak_update, tanh_gaussian, tanh_gaussian_backward
 
 
@@ -40,18 +40,18 @@ def policy_std(raw_scale: torch.Tensor) -> torch.Tensor:
 
 @dataclass(frozen=True)
 class SACConfig:
-    gamma: float
-    tau: float
-    actor_lr: float
-    critic_lr: float
-    alpha_lr: float
-    hidden_sizes: tuple[int, ...]
-    target_entropy: float | str      # "auto" = -|A|
-    initial_alpha: float
-    reward_scale: float
-    actor_q: str                     # "min" (paper) or "mean" (softlearning HEAD)
-    target_update_interval: int
-    alpha_resample: bool
+    gamma: float = hp("(0, 1]")
+    tau: float = hp("(0, 1]")
+    actor_lr: float = hp("(0, inf)")
+    critic_lr: float = hp("(0, inf)")
+    alpha_lr: float = hp("(0, inf)")
+    hidden_sizes: tuple[int, ...] = hp("[1, inf)")
+    target_entropy: float | str = hp("(-inf, inf)", choices=("auto",))  # "auto" = -|A|
+    initial_alpha: float = hp("(0, inf)")
+    reward_scale: float = hp("(0, inf)")
+    actor_q: str = hp(choices=("min", "mean"))  # "min" (paper) or "mean" (softlearning HEAD)
+    target_update_interval: int = hp("[1, inf)")
+    alpha_resample: bool = hp()
 
 
 class SAC(Agent):
@@ -63,14 +63,8 @@ class SAC(Agent):
     def __init__(self, observation_space, action_space, config: SACConfig, population):
         super().__init__(observation_space, action_space, config, population)
         obs_dim, act_dim = self.continuous_dims(observation_space, action_space)
-        if config.actor_q not in ("min", "mean"):
-            raise UsageError(f"actor_q={config.actor_q!r}; choose from: min, mean")
-        if config.target_entropy == "auto":
-            self.target_entropy = -float(act_dim)
-        elif isinstance(config.target_entropy, (int, float)):
-            self.target_entropy = float(config.target_entropy)
-        else:
-            raise UsageError(f"target_entropy={config.target_entropy!r}; use a number or 'auto'")
+        auto = config.target_entropy == "auto"
+        self.target_entropy = -float(act_dim) if auto else float(config.target_entropy)
         self.act_dim = act_dim
         hidden = list(config.hidden_sizes)
         self.actor = PopMLP(population, [obs_dim, *hidden, 2 * act_dim])

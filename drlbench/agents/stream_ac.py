@@ -24,24 +24,25 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from drlbench.agents._stream import StreamAgent, StreamMLP, make_optimizer
+from drlbench.agents._stream import OPTIMIZERS, StreamAgent, StreamMLP, make_optimizer
+from drlbench.domains import hp
 from drlbench.nn import LOG_SQRT_2PI
 
 
 @dataclass(frozen=True)
 class StreamACConfig:
-    gamma: float
-    trace_lambda: float
-    lr: float
-    optimizer: str                  # "obgd" (the paper's) or "adaptive_obgd" (optim.py's AdaptiveObGD)
-    kappa_policy: float
-    kappa_value: float
-    entropy_coef: float
-    hidden_sizes: tuple[int, ...]
-    sparsity: float
-    normalize_observations: bool
-    scale_rewards: bool
-    time_feature: bool
+    gamma: float = hp("(0, 1]")
+    trace_lambda: float = hp("[0, 1]")
+    lr: float = hp("(0, inf)")
+    optimizer: str = hp(choices=tuple(OPTIMIZERS))  # "obgd" (the paper's) or "adaptive_obgd" (optim.py's AdaptiveObGD)
+    kappa_policy: float = hp("(0, inf)")
+    kappa_value: float = hp("(0, inf)")
+    entropy_coef: float = hp("[0, inf)")
+    hidden_sizes: tuple[int, ...] = hp("[1, inf)")
+    sparsity: float = hp("[0, 1)")
+    normalize_observations: bool = hp()
+    scale_rewards: bool = hp()
+    time_feature: bool = hp()
 
 
 def gaussian_objective(head: torch.Tensor, action: torch.Tensor, entropy_weight: torch.Tensor

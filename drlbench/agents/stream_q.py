@@ -20,25 +20,26 @@ from dataclasses import dataclass
 
 import torch
 
-from drlbench.agents._stream import StreamAgent, StreamMLP, make_optimizer
+from drlbench.agents._stream import OPTIMIZERS, StreamAgent, StreamMLP, make_optimizer
+from drlbench.domains import hp
 from drlbench.errors import UsageError
 
 
 @dataclass(frozen=True)
 class StreamQConfig:
-    gamma: float
-    trace_lambda: float
-    lr: float
-    optimizer: str                  # "obgd" (the paper's) or "adaptive_obgd" (optim.py's AdaptiveObGD)
-    kappa: float
-    hidden_sizes: tuple[int, ...]
-    sparsity: float
-    epsilon_start: float
-    epsilon_end: float
-    exploration_fraction: float
-    normalize_observations: bool
-    scale_rewards: bool
-    time_feature: bool
+    gamma: float = hp("(0, 1]")
+    trace_lambda: float = hp("[0, 1]")
+    lr: float = hp("(0, inf)")
+    optimizer: str = hp(choices=tuple(OPTIMIZERS))  # "obgd" (the paper's) or "adaptive_obgd" (optim.py's AdaptiveObGD)
+    kappa: float = hp("(0, inf)")
+    hidden_sizes: tuple[int, ...] = hp("[1, inf)")
+    sparsity: float = hp("[0, 1)")
+    epsilon_start: float = hp("[0, 1]")
+    epsilon_end: float = hp("[0, 1]")
+    exploration_fraction: float = hp("[0, 1]")
+    normalize_observations: bool = hp()
+    scale_rewards: bool = hp()
+    time_feature: bool = hp()
 
 
 class StreamQ(StreamAgent):

@@ -23,25 +23,25 @@ from dataclasses import dataclass
 
 import torch
 
-from drlbench.agents._stream import StreamAgent, StreamMLP, make_optimizer
-from drlbench.errors import UsageError
+from drlbench.agents._stream import OPTIMIZERS, StreamAgent, StreamMLP, make_optimizer
+from drlbench.domains import hp
 
 BEHAVIOUR_POLICIES = ("uniform", "first")
 
 
 @dataclass(frozen=True)
 class StreamTDConfig:
-    gamma: float
-    trace_lambda: float
-    lr: float
-    optimizer: str                  # "obgd" (the paper's) or "adaptive_obgd" (optim.py's AdaptiveObGD)
-    kappa: float
-    hidden_sizes: tuple[int, ...]
-    sparsity: float
-    behaviour_policy: str
-    normalize_observations: bool
-    scale_rewards: bool
-    time_feature: bool
+    gamma: float = hp("(0, 1]")
+    trace_lambda: float = hp("[0, 1]")
+    lr: float = hp("(0, inf)")
+    optimizer: str = hp(choices=tuple(OPTIMIZERS))  # "obgd" (the paper's) or "adaptive_obgd" (optim.py's AdaptiveObGD)
+    kappa: float = hp("(0, inf)")
+    hidden_sizes: tuple[int, ...] = hp("[1, inf)")
+    sparsity: float = hp("[0, 1)")
+    behaviour_policy: str = hp(choices=BEHAVIOUR_POLICIES)
+    normalize_observations: bool = hp()
+    scale_rewards: bool = hp()
+    time_feature: bool = hp()
 
 
 class StreamTD(StreamAgent):
@@ -51,9 +51,6 @@ class StreamTD(StreamAgent):
 
     def __init__(self, observation_space, action_space, config: StreamTDConfig, population):
         super().__init__(observation_space, action_space, config, population)
-        if config.behaviour_policy not in BEHAVIOUR_POLICIES:
-            raise UsageError(f"behaviour_policy={config.behaviour_policy!r}; "
-                             f"choose from: {', '.join(BEHAVIOUR_POLICIES)}")
         self.value = StreamMLP(population, [self.obs_dim, *config.hidden_sizes, 1], config.sparsity)
         self.optimizers = {"value": make_optimizer(config.optimizer, self.value.parameters(), config.lr, config.gamma,
                                                    config.trace_lambda, config.kappa)}

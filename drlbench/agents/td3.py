@@ -21,20 +21,21 @@ from dataclasses import dataclass
 import torch
 
 from drlbench.agents.base import Agent, Batch
+from drlbench.domains import hp
 from drlbench.nn import PopMLP, adam, polyak_update
 
 
 @dataclass(frozen=True)
 class TD3Config:
-    gamma: float
-    tau: float
-    actor_lr: float
-    critic_lr: float
-    hidden_sizes: tuple[int, ...]
-    policy_noise: float
-    noise_clip: float
-    policy_delay: int
-    exploration_noise: float
+    gamma: float = hp("(0, 1]")
+    tau: float = hp("(0, 1]")
+    actor_lr: float = hp("(0, inf)")
+    critic_lr: float = hp("(0, inf)")
+    hidden_sizes: tuple[int, ...] = hp("[1, inf)")
+    policy_noise: float = hp("[0, inf)")
+    noise_clip: float = hp("[0, inf)")
+    policy_delay: int = hp("[1, inf)")
+    exploration_noise: float = hp("[0, inf)")
 
 
 class TD3(Agent):

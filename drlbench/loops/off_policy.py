@@ -4,16 +4,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from drlbench.buffer import ReplayBuffer
+from drlbench.domains import hp
 from drlbench.harness import Session
 
 
 @dataclass(frozen=True)
 class Config:
-    buffer_size: int          # transitions kept per member
-    batch_size: int
-    random_steps: int         # uniform-random actions for the first steps of each member
-    learning_starts: int      # no updates before this many environment steps
-    updates_per_step: float   # gradient updates per environment step (UTD ratio)
+    buffer_size: int = hp("[1, inf)")  # transitions kept per member
+    batch_size: int = hp("[1, inf)", at_most="buffer_size")
+    random_steps: int = hp("[0, inf)", at_most="steps", soft=True)  # uniform-random actions for the first steps of each member
+    learning_starts: int = hp("[0, inf)", at_most="steps")  # no updates before this many environment steps
+    updates_per_step: float = hp("(0, inf)")  # gradient updates per environment step (UTD ratio)
 
 
 def run(session: Session) -> None:

@@ -35,6 +35,7 @@ import gymnasium as gym
 import torch
 
 from drlbench.agents.actor_critic import ActorCritic, Rollout
+from drlbench.domains import hp
 from drlbench.errors import UsageError
 from drlbench.harness import Session
 from drlbench.normalize import RewardNormalizer
@@ -42,11 +43,11 @@ from drlbench.normalize import RewardNormalizer
 
 @dataclass(frozen=True)
 class Config:
-    n_steps: int                  # steps per sub-environment per rollout (rollout = n_steps * num_envs per member)
-    gamma: float                  # discount
-    gae_lambda: float             # GAE lambda
-    bootstrap_truncation: bool    # time-limit truncations bootstrap from V(final obs); false: treated as terminal
-    normalize_rewards: bool       # VecNormalize's reward scaling (drlbench.normalize.RewardNormalizer)
+    n_steps: int = hp("[1, inf)")  # steps per sub-environment per rollout (rollout = n_steps * num_envs per member)
+    gamma: float = hp("(0, 1]")   # discount
+    gae_lambda: float = hp("[0, 1]")  # GAE lambda
+    bootstrap_truncation: bool = hp()  # time-limit truncations bootstrap from V(final obs); false: treated as terminal
+    normalize_rewards: bool = hp()  # VecNormalize's reward scaling (drlbench.normalize.RewardNormalizer)
 
 
 def gae(reward: torch.Tensor, value: torch.Tensor, next_value: torch.Tensor, terminated: torch.Tensor,
@@ -63,14 +64,23 @@ def gae(reward: torch.Tensor, value: torch.Tensor, next_value: torch.Tensor, ter
     return advantage
 
 
+def check(run_config) -> None:
+    """Refuse settings this loop cannot honour, before any run record is written."""
+    rollout = run_config.loop.n_steps * run_config.num_envs
+    if rollout < 2:
+        raise UsageError(f"n_steps={run_config.loop.n_steps} x num_envs={run_config.num_envs}: "
+                         f"a rollout needs at least 2 steps")
+    if rollout > run_config.steps:
+        raise UsageError(f"n_steps={run_config.loop.n_steps} x num_envs={run_config.num_envs} = {rollout}: "
+                         f"the rollout must be at most steps={run_config.steps}, or nothing would train")
+
+
 def run(session: Session) -> None:
     cfg: Config = session.cfg.loop
     agent, env = session.agent, session.env
     if not isinstance(agent, ActorCritic):
         raise UsageError(f"the on-policy loop needs an actor-critic agent, not {type(agent).__name__}")
     members, n, t_max = session.members, session.cfg.num_envs, cfg.n_steps
-    if t_max * n < 2:
-        raise UsageError(f"n_steps={t_max} x num_envs={n}: a rollout needs at least 2 steps")
     obs_shape = env.observation_space.shape
     discrete = isinstance(env.action_space, gym.spaces.Discrete)
     act_shape = () if discrete else env.action_space.shape

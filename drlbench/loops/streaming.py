@@ -27,13 +27,14 @@ from dataclasses import dataclass
 
 import torch
 
+from drlbench.domains import hp
 from drlbench.errors import UsageError
 from drlbench.harness import Session
 
 
 @dataclass(frozen=True)
 class Config:
-    truncation_is_terminal: bool   # true: the official code's `done = terminated or truncated` bootstrap mask
+    truncation_is_terminal: bool = hp()  # true: the official code's `done = terminated or truncated` bootstrap mask
 
 
 def check(run_config) -> None:
