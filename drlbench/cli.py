@@ -62,7 +62,10 @@ def build_parser() -> Parser:
     run.add_argument("--help-agent", action=HelpAgent, metavar="AGENT",
                      help="show AGENT's hyperparameters with defaults, domains and sources, and exit")
     run.add_argument("agent", help="agent name (see `drlbench list agents`)")
-    run.add_argument("--env", required=True, help="environment: short name (HalfCheetah) or full ID (HalfCheetah-v5)")
+    run.add_argument("--env", help="environment: short name (HalfCheetah) or full ID (HalfCheetah-v5); for offline "
+                                   "agents a dataset name (pendulum-medium-replay, hopper-medium-v2)")
+    run.add_argument("--dataset", metavar="PATH", help="offline agents: a D4RL-layout .hdf5 file or a Minari dataset "
+                                                       "directory (its environment from the file, or --env)")
     run.add_argument("--steps", type=positive_int, help="environment steps per seed (default: the suite's budget)")
     seeds = run.add_mutually_exclusive_group()
     seeds.add_argument("--seed", type=int, default=None, help="one seed (default 0)")
@@ -128,6 +131,29 @@ def build_parser() -> Parser:
     compare.add_argument("--quiet", action="store_true", help="no training progress bars")
     compare.set_defaults(handler=cmd_compare)
 
+    dataset = verbs.add_parser("dataset", help="make and inspect offline datasets (D4RL layout, Minari)",
+                               description="Offline datasets: `collect` makes one with drlbench's own agents (the "
+                                           "D4RL recipe), `info` describes one, `list` shows the data folder.")
+    actions = dataset.add_subparsers(dest="action", metavar="ACTION", parser_class=Parser, required=True)
+    collect = actions.add_parser("collect", help="collect a dataset (random, medium, expert, medium-replay, "
+                                                 "medium-expert)")
+    collect.add_argument("--env", required=True, help="environment (Pendulum, Hopper, ...)")
+    collect.add_argument("--quality", required=True, help="random, medium, expert, medium-replay or medium-expert")
+    collect.add_argument("--transitions", type=positive_int, default=100_000,
+                         help="transitions per policy (default 100000; medium-replay: the replay buffer's)")
+    collect.add_argument("--seed", type=int, default=0, help="seed of the behaviour run and the rollouts (default 0)")
+    collect.add_argument("--out", type=Path, help="output .hdf5 (default: <data folder>/<env>-<quality>.hdf5)")
+    collect.add_argument("--policy", type=Path, metavar="RUN_DIR",
+                         help="behaviour run to use (a seed directory with snapshots/); default: train one")
+    collect.add_argument("--agent", default="sac", help="behaviour agent to train (default sac)")
+    collect.add_argument("--steps", type=positive_int, help="behaviour training steps (default: the suite's budget)")
+    collect.add_argument("--quiet", action="store_true", help="no training progress bar")
+    info = actions.add_parser("info", help="transitions, episodes, returns and normalised score of a dataset")
+    info.add_argument("source", metavar="PATH|NAME", help="a .hdf5 file, a Minari directory or a dataset name")
+    info.add_argument("--json", action="store_true", help="print JSON")
+    actions.add_parser("list", help="datasets in the data folder ($DRLBENCH_DATA)")
+    dataset.set_defaults(handler=cmd_dataset)
+
     report = verbs.add_parser(
         "report", help="write a leaderboard report (HTML and Markdown with plots) from run records",
         description="Read the run records under RUNS_DIR (and any `drlbench compare` results there) and write "
@@ -155,7 +181,7 @@ def resolve_variant(args):
     return resolve(args.agent, args.env, args.overrides, steps=args.steps, num_envs=args.num_envs,
                    device=args.device, eval_every=args.eval_every, eval_episodes=args.eval_episodes,
                    out=args.out, batched=args.batched, tensorboard=args.tensorboard, progress=progress,
-                   tag=args.tag, preset=args.preset)
+                   tag=args.tag, preset=args.preset, dataset=args.dataset)
 
 
 def check_writable(out: Path) -> None:
@@ -381,6 +407,59 @@ def cmd_compare(args) -> int:
         return 1
     print(decision_table(test, agents))
     return 0
+
+
+# --- dataset ------------------------------------------------------------------------------
+def cmd_dataset(args) -> int:
+    import json
+
+    from drlbench import datasets
+
+    if args.action == "list":
+        folder = datasets.data_folder()
+        names = datasets.registry.available()
+        print(f"data folder: {folder} (set DRLBENCH_DATA to change it)")
+        print("\n".join(f"  {name}" for name in names) or "  (empty: make one with `drlbench dataset collect`)")
+        return 0
+    if args.action == "info":
+        path = datasets.locate(args.source)
+        data = datasets.load(path)
+        info = datasets.dataset_info(data)
+        env = datasets.evaluation_env(data, path)
+        info.update(name=path.stem, evaluation_env=env, normalized_return_mean=_normalized(path.stem, env, info))
+        if args.json:
+            print(json.dumps(info, indent=2, default=str))
+        else:
+            width = max(map(len, info))
+            print("\n".join(f"{key:<{width}}  {value}" for key, value in info.items()))
+        return 0
+    from drlbench import envs
+    from drlbench.datasets.collect import collect
+
+    env_id = envs.resolve(args.env)
+    out = args.out or datasets.data_folder() / f"{datasets.dataset_name(env_id, args.quality)}.hdf5"
+    check_writable(out.parent)
+    path, meta = collect(env_id, args.quality, args.transitions, args.seed, out, args.policy, args.agent,
+                         args.steps, args.quiet)
+    print(f"wrote {path}: {meta['quality']} {env_id}, behaviour {meta['behaviour_policy']}, "
+          f"mean episode return {meta['behaviour_return_mean']:.2f}")
+    return 0
+
+
+def _normalized(name: str, env: str | None, info: dict) -> float | None:
+    """100 (return - min) / (max - min): D4RL's references for D4RL names, else the suite's."""
+    from drlbench.config import suite_of
+    from drlbench.datasets import normalized_score
+
+    score = normalized_score(name, info["return_mean"])
+    if score is None:
+        suite = suite_of(name) or (suite_of(env) if env else None)
+        key = name if suite and name in suite.envs else env
+        if suite is None:
+            return None
+        low, high = suite.reference(key)
+        score = 100.0 * (info["return_mean"] - low) / (high - low)
+    return round(float(score), 3)
 
 
 # --- report -------------------------------------------------------------------------------

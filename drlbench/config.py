@@ -276,6 +276,17 @@ class RunConfig:
     loop: Any                    # the loop's config dataclass instance
     overrides: dict[str, Any] = field(default_factory=dict)
     dataset: str | None = None   # offline loop: the dataset file (steps then count gradient steps)
+    eval_env: str | None = None  # the environment that evaluates the policy, when env_id names a dataset
+    snapshots: bool = False      # keep the policy at every evaluation (and the replay buffer): dataset collection
+
+    @property
+    def environment(self) -> str:
+        """The environment ID to make (training and evaluation)."""
+        return self.eval_env or self.env_id
+
+    @property
+    def steps_unit(self) -> str:
+        return "gradient steps" if self.dataset else "environment steps"
 
     def hyperparameter_dict(self) -> dict[str, Any]:
         return {**dataclasses.asdict(self.loop), **dataclasses.asdict(self.hyperparameters)}
@@ -303,7 +314,7 @@ def check_device(name: str) -> None:
 def resolve(agent: str, env: str, overrides: list[str] = (), *, steps: int | None = None, num_envs: int = 1,
             device: str = "cpu", eval_every: int | None = None, eval_episodes: int | None = None,
             out: Path = Path("runs"), batched: bool = False, tensorboard: bool = False, progress: str = "bar",
-            tag: str | None = None, preset: Path | None = None) -> RunConfig:
+            tag: str | None = None, preset: Path | None = None, dataset: str | None = None) -> RunConfig:
     """The RunConfig of one variant (seeds=()): the agent's preset for the environment's suite,
     `--set` overrides, the step budget, the evaluation protocol and the label. Every refusal
     (unknown names, types, domains, relations, the loop's own checks) happens here, before
@@ -316,9 +327,18 @@ def resolve(agent: str, env: str, overrides: list[str] = (), *, steps: int | Non
     from drlbench.loops import get_loop
 
     agent_cls = get_agent(agent)
-    env_id = envs.resolve(env)
-    suite = suite_of(env_id)
     loop_module = get_loop(agent_cls.loop)
+    eval_env = None
+    if getattr(loop_module, "NEEDS_DATASET", False):
+        env_id, dataset, eval_env = offline_task(env, dataset)
+    elif dataset is not None:
+        raise UsageError(f"--dataset {dataset}: {agent_cls.name} learns online; offline agents: "
+                         + ", ".join(sorted(n for n, c in _agents().items() if c.loop == "offline")))
+    elif env is None:
+        raise UsageError("the following arguments are required: --env")
+    else:
+        env_id = envs.resolve(env)
+    suite = suite_of(env_id)
     (hyperparameters, loop), parsed = build(
         [agent_cls.Config, loop_module.Config], load_preset(agent_cls.name, suite.name if suite else None, preset),
         list(overrides))
@@ -337,13 +357,44 @@ def resolve(agent: str, env: str, overrides: list[str] = (), *, steps: int | Non
         eval_every_steps=eval_every or (suite.eval_every_steps if suite else 5000),
         eval_episodes=eval_episodes or (suite.eval_episodes if suite else 10),
         out=Path(out), batched=batched, tensorboard=tensorboard, progress=progress,
-        hyperparameters=hyperparameters, loop=loop, overrides=parsed)
+        hyperparameters=hyperparameters, loop=loop, overrides=parsed, dataset=dataset, eval_env=eval_env)
     warnings = check_relations(config)
     if hasattr(loop_module, "check"):
         loop_module.check(config)   # a loop's own refusals
     for warning in warnings:       # only once nothing was refused
         print(f"drlbench: warning: {warning}", file=sys.stderr)
     return config
+
+
+def _agents() -> dict:
+    from drlbench.agents import AGENTS
+
+    return AGENTS
+
+
+def offline_task(env: str | None, dataset: str | None) -> tuple[str, str, str]:
+    """(task name, dataset path, evaluation environment) of an offline run: the dataset is named by
+    `--env NAME` or given by `--dataset PATH`; it is read and checked against the evaluation
+    environment's spaces here, so a bad file is refused before anything is written."""
+    from drlbench import datasets, envs
+
+    source = dataset if dataset is not None else env
+    if source is None:
+        raise UsageError("an offline agent needs a dataset: --env NAME (see `drlbench dataset list`) or --dataset PATH")
+    path = datasets.locate(source)
+    data = datasets.load(path)
+    eval_env = datasets.evaluation_env(data, path)
+    if dataset is not None and env is not None and not datasets.registry.looks_like_dataset(env):
+        eval_env = envs.resolve(env)
+    if eval_env is None:
+        raise UsageError(f"{path}: the dataset does not name its environment; add --env ENV")
+    eval_env = envs.resolve(eval_env)
+    probe = envs.make(eval_env, 1, "cpu")
+    try:
+        datasets.validate(data, probe.observation_space, probe.action_space)
+    finally:
+        probe.close()
+    return path.stem if path.suffix else path.name, str(path.resolve()), eval_env
 
 
 def _differences(agent_cls, loop_module, hyperparameters, loop, suite) -> dict[str, Any]:

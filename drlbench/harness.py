@@ -22,7 +22,8 @@ import torch
 
 from drlbench import envs
 from drlbench.agents import Agent, get_agent
-from drlbench.config import RunConfig
+from drlbench.config import RunConfig, get_suite
+from drlbench.loops import get_loop
 from drlbench.population import Population
 from drlbench.records import RunRecord, atomic_torch_save, git_commit, host, run_dir, versions
 
@@ -56,7 +57,7 @@ class Evaluator:
 
     def __init__(self, cfg: RunConfig, population: Population):
         self.members, self.episodes = population.size, cfg.eval_episodes
-        self.env = get_agent(cfg.agent).wrap_env(envs.make(cfg.env_id, self.members * self.episodes, cfg.device),
+        self.env = get_agent(cfg.agent).wrap_env(envs.make(cfg.environment, self.members * self.episodes, cfg.device),
                                                  cfg.hyperparameters)
         self.adapter = ActionAdapter(self.env.action_space, population.device)
         self.seeds = [EVAL_SEED_BASE + 1000 * s + k for s in population.seeds for k in range(self.episodes)]
@@ -129,12 +130,14 @@ class Session:
         self.population = Population(cfg.seeds, cfg.device)
         self.members = self.population.size
         agent_cls = get_agent(cfg.agent)
-        self.env = agent_cls.wrap_env(envs.make(cfg.env_id, self.members * cfg.num_envs, cfg.device),
-                                      cfg.hyperparameters)
-        self.adapter = ActionAdapter(self.env.action_space, self.population.device)
         self.evaluator = Evaluator(cfg, self.population)
-        self.agent = agent_cls(self.env.observation_space, self.env.action_space, cfg.hyperparameters,
-                               self.population)
+        self.env = None   # loops that learn from a dataset make no training environment
+        if getattr(get_loop(agent_cls.loop), "USES_TRAINING_ENV", True):
+            self.env = agent_cls.wrap_env(envs.make(cfg.environment, self.members * cfg.num_envs, cfg.device),
+                                          cfg.hyperparameters)
+        spaces = self.env or self.evaluator.env
+        self.adapter = ActionAdapter(spaces.action_space, self.population.device)
+        self.agent = agent_cls(spaces.observation_space, spaces.action_space, cfg.hyperparameters, self.population)
         self.train_seeds = [1000 * s + j for s in cfg.seeds for j in range(cfg.num_envs)]
         self.paths = [run_dir(cfg.out, cfg.env_id, cfg.label, s) for s in cfg.seeds]
         self.checkpoint_path = self.paths[0] / "checkpoint.pt"
@@ -160,10 +163,18 @@ class Session:
             "agent": cfg.agent, "label": cfg.label, "env_id": cfg.env_id, "suite": cfg.suite, "seed": seed,
             "batch_seeds": list(cfg.seeds), "steps": cfg.steps, "num_envs": cfg.num_envs, "device": cfg.device,
             "eval_every_steps": cfg.eval_every_steps, "eval_episodes": cfg.eval_episodes,
+            "steps_unit": cfg.steps_unit,
             "evaluation": "deterministic policy, separate environments, mean undiscounted return",
             "hyperparameters": cfg.hyperparameter_dict(), "overrides": cfg.overrides,
             "versions": versions(), "git_commit": git_commit(), "host": host(),
         }
+        if cfg.dataset:
+            from drlbench.datasets._files import file_sha256
+
+            data = Path(cfg.dataset)
+            meta.update(eval_env=cfg.eval_env, dataset={
+                "path": str(data), "name": cfg.env_id,
+                "sha256": file_sha256(data if data.is_file() else data / "data" / "main_data.hdf5")})
         if self.resume_state is not None and (path / "run.json").exists():
             record = RunRecord.load(path)
             record.meta.update(status="running", error=None, ended_at=None)
@@ -175,7 +186,7 @@ class Session:
         atomic_torch_save(self.checkpoint_path, {
             "seeds": list(self.cfg.seeds), "step": self.step, "next_eval": self.next_eval,
             "elapsed": self.elapsed(), "population": self.population.state_dict(),
-            "agent": self.agent.checkpoint(), "env": self.env.state_dict(), "loop": loop_state,
+            "agent": self.agent.checkpoint(), "env": self.env.state_dict() if self.env else None, "loop": loop_state,
             "evaluations": [r.evaluations for r in self.records],
         })
 
@@ -183,7 +194,8 @@ class Session:
         self.step, self.next_eval, self.elapsed_before = state["step"], state["next_eval"], state["elapsed"]
         self.population.load_state_dict(state["population"])
         self.agent.restore(state["agent"])
-        self.env.load_state_dict(state["env"])
+        if self.env is not None:
+            self.env.load_state_dict(state["env"])
         for record, evaluations in zip(self.records, state["evaluations"]):
             record.evaluations = evaluations   # drop rows written after the checkpoint
             record.write()
@@ -239,6 +251,8 @@ class Session:
                 "step": self.step, "return_mean": r.mean().item(),
                 "return_std": r.std(unbiased=False).item(), "episodes": r.numel(),
                 "length_mean": lengths[member].double().mean().item(), "wall_time_s": round(wall, 3)})
+        if self.cfg.snapshots:   # the policy as evaluated, for `drlbench dataset collect`
+            atomic_torch_save(self.paths[0] / "snapshots" / f"step_{self.step}.pt", self.agent.state_dict())
         means = returns.double().mean(1)
         self.progress.evaluation(self.step, means.mean().item(), returns.double().std(unbiased=False).item(), rate)
         if self.writers:
@@ -252,7 +266,11 @@ class Session:
         if self.records[0].evaluations[-1]["step"] != self.step:
             self.evaluate()
         torch.save(self.agent.state_dict(), self.paths[0] / "agent.pt")
+        reference = get_suite(self.cfg.suite).reference(self.cfg.env_id) if self.cfg.suite else None
         for record in self.records:
+            if reference is not None:   # 100 (return - random) / (target - random); D4RL's min / max
+                low, high = reference
+                record.meta["final_score_normalized"] = 100.0 * (record.meta["final_score"] - low) / (high - low)
             record.meta["agent_file"] = str(Path("..") / self.paths[0].name / "agent.pt")
             record.meta["wall_time_s"] = round(self.elapsed(), 3)
             record.finish("completed")
@@ -269,7 +287,8 @@ class Session:
 
     def close(self) -> None:
         self.progress.close()
-        self.env.close()
+        if self.env is not None:
+            self.env.close()
         self.evaluator.env.close()
         for writer in self.writers or []:
             writer.close()

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from drlbench.buffer import ReplayBuffer
 from drlbench.domains import hp
 from drlbench.harness import Session
+from drlbench.records import atomic_torch_save
 
 
 @dataclass(frozen=True)
@@ -53,4 +54,7 @@ def run(session: Session) -> None:
                 session.check_finite(agent.update(buffer.sample(cfg.batch_size)))
                 update_debt -= 1.0
         session.after_step(lambda: {"buffer": buffer.state_dict(), "obs": obs, "update_debt": update_debt})
+    if session.cfg.snapshots:   # every transition in order (buffer_size >= steps), for medium-replay datasets
+        atomic_torch_save(session.paths[0] / "replay.pt", {**buffer.state_dict(), "obs_dim": obs_dim,
+                                                           "act_dim": act_dim})
 

@@ -10,7 +10,8 @@ Conventions of the offline codebases (PRDC, A2PR, CORL), applied here so agents 
 - with `normalize_states`, observations (s and s', and at evaluation) are standardised with the
   dataset's mean and std + 1e-3;
 - with `normalize_rewards = "return_range"` (IQL's locomotion setting), rewards are multiplied by
-  1000 / (max episode return - min episode return) of the dataset.
+  1000 / (max return - min return) over the dataset's trajectories, split as the official IQL code
+  splits the transitions it keeps: after a terminal, or where s' is not the next row's s.
 Agents that need the whole dataset (PRDC's nearest-neighbour search) get it once through
 `Agent.attach_dataset(observations, actions, total_updates)`, in the same normalised units.
 """
@@ -22,11 +23,11 @@ import torch
 
 from drlbench.agents.base import Batch
 from drlbench.domains import hp
-from drlbench.errors import UsageError
 from drlbench.harness import Session
 
 STATE_STD_EPS = 1e-3
 USES_TRAINING_ENV = False   # the harness builds no training environment for this loop
+NEEDS_DATASET = True        # config.resolve finds and checks the dataset before anything is written
 
 
 @dataclass(frozen=True)
@@ -34,12 +35,6 @@ class Config:
     batch_size: int = hp("[1, inf)")
     normalize_states: bool = hp()                                  # dataset mean / (std + 1e-3)
     normalize_rewards: str = hp(choices=("none", "return_range"))  # return_range: IQL's 1000 / (max - min return)
-
-
-def check(run_config) -> None:
-    if run_config.dataset is None:
-        raise UsageError(f"{run_config.agent} learns from a dataset: give --dataset PATH or a dataset name as --env "
-                         f"(see `drlbench dataset list`)")
 
 
 class NormalizedObservations:
@@ -59,6 +54,16 @@ class NormalizedObservations:
         step.obs = (step.obs - self.mean) / self.std
         step.final_obs = (step.final_obs - self.mean) / self.std
         return step
+
+
+def return_range(dataset) -> float:
+    """max - min trajectory return over the kept transitions (IQL's `split_into_trajectories`)."""
+    obs, next_obs = dataset.observations, dataset.next_observations
+    ends = torch.ones(dataset.size, dtype=torch.bool)
+    ends[:-1] = (dataset.terminals[:-1] > 0) | (next_obs[:-1] != obs[1:]).any(-1)
+    starts = torch.cat([torch.zeros(1, dtype=torch.long), torch.nonzero(ends[:-1]).flatten() + 1])
+    returns = torch.tensor([float(s.sum()) for s in torch.tensor_split(dataset.rewards.double(), starts[1:].tolist())])
+    return float(returns.max() - returns.min())
 
 
 class DatasetSampler:
@@ -83,8 +88,7 @@ class DatasetSampler:
             action = ((action - adapter.center) / adapter.scale).clamp(-1.0, 1.0)
         reward = dataset.rewards.to(device)
         if cfg.normalize_rewards == "return_range":
-            spread = float(dataset.episode_returns.max() - dataset.episode_returns.min())
-            reward = reward * (1000.0 / max(spread, 1e-8))
+            reward = reward * (1000.0 / max(return_range(dataset), 1e-8))
         self.obs, self.action, self.reward, self.next_obs = obs, action, reward, next_obs
         self.terminal = dataset.terminals.to(device)
         self.size = dataset.size
