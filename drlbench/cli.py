@@ -147,6 +147,10 @@ def build_parser() -> Parser:
                          help="behaviour run to use (a seed directory with snapshots/); default: train one")
     collect.add_argument("--agent", default="sac", help="behaviour agent to train (default sac)")
     collect.add_argument("--steps", type=positive_int, help="behaviour training steps (default: the suite's budget)")
+    collect.add_argument("--eval-every", type=positive_int,
+                         help="behaviour training: steps between evaluations, i.e. policy snapshots (default: the suite's)")
+    collect.add_argument("--set", dest="overrides", action="extend", nargs="+", default=[], metavar="KEY=VALUE",
+                         help="behaviour training: override a hyperparameter of the behaviour agent")
     collect.add_argument("--quiet", action="store_true", help="no training progress bar")
     info = actions.add_parser("info", help="transitions, episodes, returns and normalised score of a dataset")
     info.add_argument("source", metavar="PATH|NAME", help="a .hdf5 file, a Minari directory or a dataset name")
@@ -440,7 +444,7 @@ def cmd_dataset(args) -> int:
     out = args.out or datasets.data_folder() / f"{datasets.dataset_name(env_id, args.quality)}.hdf5"
     check_writable(out.parent)
     path, meta = collect(env_id, args.quality, args.transitions, args.seed, out, args.policy, args.agent,
-                         args.steps, args.quiet)
+                         args.steps, args.quiet, args.overrides, args.eval_every)
     print(f"wrote {path}: {meta['quality']} {env_id}, behaviour {meta['behaviour_policy']}, "
           f"mean episode return {meta['behaviour_return_mean']:.2f}")
     return 0

@@ -2,8 +2,9 @@
 
 The D4RL recipe (Fu et al. 2020), with a behaviour agent trained here instead of downloaded:
 - expert: the behaviour agent's final policy (trained for the suite's budget);
-- medium: the first policy snapshot whose evaluation return reaches 1/3 of the way from the
-  random score to the expert's (D4RL: "about a third of the expert");
+- medium: the first policy snapshot whose evaluation return lies between 1/3 and 1/2 of the way
+  from the random score to the expert's (D4RL: "about a third of the expert"); if none does (a
+  sudden jump in learning), the snapshot nearest 0.4 of the way;
 - medium-replay: that run's replay buffer up to the medium snapshot (every transition it saw);
 - medium-expert: medium and expert rollouts concatenated (N each);
 - random: the uniform policy.
@@ -23,7 +24,7 @@ import torch
 from drlbench.errors import UsageError
 
 SNAPSHOTS = "snapshots"
-MEDIUM_FRACTION = 1 / 3
+MEDIUM_BAND = (1 / 3, 1 / 2)
 
 
 def rollouts(env_id: str, policy, transitions: int, seed: int) -> dict[str, np.ndarray]:
@@ -89,8 +90,10 @@ def snapshots(run_path: Path) -> list[tuple[int, float, Path]]:
 
 def pick_medium(found, random_score: float) -> tuple[int, float, Path]:
     expert = found[-1][1]
-    bar = random_score + MEDIUM_FRACTION * (expert - random_score)
-    return next((s for s in found if s[1] >= bar), found[-1])
+    fraction = [(s, (s[1] - random_score) / (expert - random_score)) for s in found]
+    low, high = MEDIUM_BAND
+    inside = [s for s, f in fraction if low <= f <= high]
+    return inside[0] if inside else min(fraction, key=lambda sf: abs(sf[1] - (low + high) / 2))[0]
 
 
 def replay_rows(run_path: Path, until_step: int, env_id: str) -> dict[str, np.ndarray]:
@@ -113,7 +116,8 @@ def replay_rows(run_path: Path, until_step: int, env_id: str) -> dict[str, np.nd
             "timeouts": (ends & ~terminal).numpy()}
 
 
-def train_behaviour(env_id: str, agent: str, seed: int, steps: int | None, folder: Path, quiet: bool) -> Path:
+def train_behaviour(env_id: str, agent: str, seed: int, steps: int | None, folder: Path, quiet: bool,
+                    overrides: list[str] = (), eval_every: int | None = None) -> Path:
     """Train (or finish, or reuse) the behaviour run; returns its run directory."""
     import dataclasses
 
@@ -121,7 +125,8 @@ def train_behaviour(env_id: str, agent: str, seed: int, steps: int | None, folde
     from drlbench.harness import train
     from drlbench.records import RunRecord, run_dir
 
-    config = resolve(agent, env_id, [], steps=steps, out=folder, progress="off" if quiet else "bar", tag="behaviour")
+    config = resolve(agent, env_id, overrides, steps=steps, out=folder, progress="off" if quiet else "bar",
+                     tag="behaviour", eval_every=eval_every)
     config = dataclasses.replace(config, seeds=(seed,), snapshots=True)
     path = run_dir(folder, config.env_id, config.label, seed)
     if (path / "run.json").exists() and RunRecord.load(path).meta.get("status") == "completed":
@@ -132,7 +137,8 @@ def train_behaviour(env_id: str, agent: str, seed: int, steps: int | None, folde
 
 
 def collect(env_id: str, quality: str, transitions: int, seed: int, out: Path, policy: Path | None = None,
-            agent: str = "sac", steps: int | None = None, quiet: bool = False) -> tuple[Path, dict]:
+            agent: str = "sac", steps: int | None = None, quiet: bool = False, overrides: list[str] = (),
+            eval_every: int | None = None) -> tuple[Path, dict]:
     """Write the dataset; returns its path and its metadata."""
     from drlbench import __version__, envs
     from drlbench.config import suite_of
@@ -152,7 +158,8 @@ def collect(env_id: str, quality: str, transitions: int, seed: int, out: Path, p
         data = rollouts(env_id, uniform_policy(action_dim, seed), transitions, seed)
         meta["behaviour_policy"] = "uniform random"
     else:
-        run = Path(policy) if policy else train_behaviour(env_id, agent, seed, steps, data_folder() / "behaviour", quiet)
+        run = Path(policy) if policy else train_behaviour(env_id, agent, seed, steps, data_folder() / "behaviour",
+                                                          quiet, overrides, eval_every)
         if not (run / "run.json").exists():
             raise UsageError(f"--policy {run}: not a run directory (no run.json)")
         found = snapshots(run)
