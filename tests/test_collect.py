@@ -83,3 +83,32 @@ def test_offline_run_records_its_dataset_and_refuses_bad_ones(run_cli, data, tmp
                            "--out", tmp_path / "x")
     assert code == 2 and "learns online" in err
     assert not (tmp_path / "x").exists()
+
+
+@pytest.mark.parametrize("agent", ["td3_bc", "iql"])
+def test_offline_resume_gives_identical_evaluations(run_cli, data, tmp_path, monkeypatch, agent):
+    from drlbench.harness import Session
+
+    run_cli("dataset", "collect", "--env", "Pendulum", "--quality", "random", "--transitions", "450")
+    args = lambda out, *extra: ("run", agent, "--env", "pendulum-random", "--steps", "60", "--eval-every", "20",
+                                "--eval-episodes", "1", "--seeds", "0,1", "--batched", "--out", out, "--quiet",
+                                "--set", "hidden_sizes=[16,16]", "batch_size=8", *extra)
+    assert run_cli(*args(tmp_path / "straight"))[0] == 0
+    original, calls = Session.save_checkpoint, []
+
+    def interrupt_after_second_checkpoint(self, loop_state):
+        original(self, loop_state)
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(Session, "save_checkpoint", interrupt_after_second_checkpoint)
+    assert run_cli(*args(tmp_path / "resumed"))[0] == 130
+    monkeypatch.setattr(Session, "save_checkpoint", original)
+    code, _, err = run_cli(*args(tmp_path / "resumed", "--resume"))
+    assert code == 0, err
+    for seed in (0, 1):
+        path = f"pendulum-random/{agent}-" + "*" + f"/seed_{seed}/evaluations.csv"
+        (straight,), (resumed,) = (list((tmp_path / d).glob(path)) for d in ("straight", "resumed"))
+        columns = lambda p: [line.split(",")[:5] for line in p.read_text().splitlines()]
+        assert columns(straight) == columns(resumed) and len(columns(straight)) == 5   # header + steps 0, 20, 40, 60
