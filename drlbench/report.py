@@ -127,6 +127,12 @@ class Report:
     figures: dict = field(default_factory=dict)     # key -> (file name, caption)
 
 
+def steps_unit(report: "Report", runs) -> str:
+    """'environment steps', 'gradient steps' (offline runs), or 'steps' when the runs mix them."""
+    units = {report.meta[r.path].get("steps_unit", "environment steps") for r in runs}
+    return units.pop() if len(units) == 1 else "steps"
+
+
 def build(runs_dir: Path, suite: str | None = None, reps: int = 50_000, seed: int = 0) -> Report:
     """Read the records under `runs_dir` and compute everything the report shows."""
     from drlbench.config import load_suites
@@ -263,12 +269,13 @@ def draw_figures(report: Report, figures: Path) -> None:
             curves[label] = (grid, point, lower, upper)
         episodes = sorted({str(report.meta[r.path].get("eval_episodes")) for r in report.runs
                            if r.env_id == env_id})
+        unit = steps_unit(report, [r for r in report.runs if r.env_id == env_id])
         add(("curve", env_id), f"curve-{_slug(env_id)}.png",
             f"{env_id}: evaluation return (deterministic policy, mean over {'/'.join(episodes)} episode(s)) "
-            f"against environment steps; line = IQM over seeds, band = 95% bootstrap interval "
+            f"against {unit}; line = IQM over seeds, band = 95% bootstrap interval "
             f"({CURVE_REPS:,} replicates).",
-            lambda p, c=curves, e=env_id: plots.sample_efficiency(
-                p, c, styles, e, "return per episode (IQM over seeds)"))
+            lambda p, c=curves, e=env_id, u=unit: plots.sample_efficiency(
+                p, c, styles, e, "return per episode (IQM over seeds)", u))
     table = report.table
     if table is None:
         return
@@ -289,7 +296,7 @@ def draw_figures(report: Report, figures: Path) -> None:
             per_task.append(_on_grid(group, grid, fraction, lambda v, a=random_score, b=target: normalize(v, a, b)))
         scores = np.stack(per_task, axis=1)                         # (runs, tasks, points)
         curves[label] = (grid, *iqm_band(scores, CURVE_REPS, report.seed, f"aggregate/{label}"))
-    xlabel = "fraction of the step budget" if fraction else "environment steps"
+    xlabel = "fraction of the step budget" if fraction else steps_unit(report, report.runs)
     add("aggregate_curve", "curve-aggregate.png",
         f"Sample efficiency over {len(tasks)} environment(s): IQM of normalized evaluation scores over "
         f"runs x environments against {xlabel}; band = 95% stratified-bootstrap interval "
