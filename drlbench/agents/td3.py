@@ -58,7 +58,9 @@ class TD3(Agent):
             "critic": adam(self.critic.parameters(), config.critic_lr),
         }
         self.updates = 0
-        self.last_actor_loss = torch.zeros(population.size, device=population.device)
+        self.last_actor = {k: torch.zeros(population.size, device=population.device) for k in self.ACTOR_METRICS}
+
+    ACTOR_METRICS = ("actor_loss",)   # what `_actor_step` returns (logged between delayed actor steps too)
 
     def _mu(self, actor, obs: torch.Tensor) -> torch.Tensor:
         return torch.tanh(actor(obs))
@@ -74,6 +76,16 @@ class TD3(Agent):
     @torch.no_grad()
     def update(self, batch: Batch) -> dict[str, torch.Tensor]:
         """Gradients written out by hand (`PopMLP.backward`), as in SAC: autograd's values without its graph."""
+        critic_loss = self._critic_step(batch)
+        self.updates += 1
+        if self.updates % self.config.policy_delay == 0:
+            self.last_actor = self._actor_step(batch)
+            polyak_update(self.critic_target, self.critic, self.config.tau)
+            polyak_update(self.actor_target, self.actor, self.config.tau)
+        return {"critic_loss": critic_loss, **self.last_actor}
+
+    def _critic_step(self, batch: Batch) -> torch.Tensor:
+        """Clipped double-Q target with target policy smoothing; both critics on mean (q - y)^2."""
         cfg = self.config
         p, b = batch.reward.shape
         noise = (self.population.randn(b, self.act_dim) * cfg.policy_noise).clamp(-cfg.noise_clip, cfg.noise_clip)
@@ -82,28 +94,26 @@ class TD3(Agent):
         target = batch.reward + cfg.gamma * (1.0 - batch.terminated) * next_q.view(p, 2, b).min(1).values
         q, critic_trace = self.critic.trace(torch.cat([batch.obs, batch.action], -1))
         error = q.view(p, 2, b) - target.unsqueeze(1)
-        critic_loss = error.pow(2).mean(-1).sum(1)                                  # (P,)
         self.critic.backward(critic_trace, error.view(2 * p, b, 1) * (2.0 / b))     # d/dq of mean (q - y)^2
         self.optimizers["critic"].step()
+        return error.pow(2).mean(-1).sum(1)                                         # (P,)
 
-        self.updates += 1
-        if self.updates % cfg.policy_delay == 0:
-            out, actor_trace = self.actor.trace(batch.obs)
-            action = torch.tanh(out)
-            q1, q1_trace = self.critic.trace(torch.cat([batch.obs, action], -1), first_copy_only=True)
-            actor_loss = -q1.squeeze(-1).mean(-1)
-            grad_action = self.critic.backward(q1_trace, torch.full_like(q1, -1.0 / b), weight_grads=False,
-                                               input_columns=slice(-self.act_dim, None), first_copy_only=True)
-            self.actor.backward(actor_trace, grad_action * (1.0 - action * action))     # tanh' = 1 - tanh^2
-            self.optimizers["actor"].step()
-            polyak_update(self.critic_target, self.critic, cfg.tau)
-            polyak_update(self.actor_target, self.actor, cfg.tau)
-            self.last_actor_loss = actor_loss
-        return {"critic_loss": critic_loss, "actor_loss": self.last_actor_loss}
+    def _actor_step(self, batch: Batch) -> dict[str, torch.Tensor]:
+        """Deterministic policy gradient: maximise Q1(s, pi(s))."""
+        b = batch.reward.shape[1]
+        out, actor_trace = self.actor.trace(batch.obs)
+        action = torch.tanh(out)
+        q1, q1_trace = self.critic.trace(torch.cat([batch.obs, action], -1), first_copy_only=True)
+        actor_loss = -q1.squeeze(-1).mean(-1)
+        grad_action = self.critic.backward(q1_trace, torch.full_like(q1, -1.0 / b), weight_grads=False,
+                                           input_columns=slice(-self.act_dim, None), first_copy_only=True)
+        self.actor.backward(actor_trace, grad_action * (1.0 - action * action))     # tanh' = 1 - tanh^2
+        self.optimizers["actor"].step()
+        return {"actor_loss": actor_loss}
 
     def extra_checkpoint(self) -> dict:
-        return {"updates": self.updates, "last_actor_loss": self.last_actor_loss}
+        return {"updates": self.updates, "last_actor": self.last_actor}
 
     def restore_extra(self, state: dict) -> None:
         self.updates = state["updates"]
-        self.last_actor_loss = state["last_actor_loss"]
+        self.last_actor = state["last_actor"] if "last_actor" in state else {"actor_loss": state["last_actor_loss"]}
