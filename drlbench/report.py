@@ -350,7 +350,9 @@ def write_report(runs_dir: Path, out: Path, suite: str | None = None, reps: int 
     runs_dir, out = Path(runs_dir), Path(out)
     report = build(runs_dir, suite, reps, seed)
     check_writable(out)
-    report.comparisons, bad = read_comparisons(runs_dir)
+    comparisons, bad = read_comparisons(runs_dir)
+    shown = {r.env_id for r in report.runs}   # with --suite: only comparisons on the suite's environments
+    report.comparisons = [c for c in comparisons if c.env_id in shown]
     report.problems += bad
     figures = out / "figures"
     draw_figures(report, figures)
