@@ -51,7 +51,8 @@ class TD3BC(TD3):
     summary = "TD3+BC (Fujimoto & Gu 2021): TD3 with an MSE behaviour-cloning term, Q term scaled by alpha/mean|Q|"
     loop = "offline"
     Config = TD3BCConfig
-    ACTOR_METRICS = ("actor_loss", "bc_loss", "q_pi", "lambda")
+    BC_METRIC = "bc_loss"     # the name the behaviour term is logged under
+    ACTOR_METRICS = ("actor_loss", BC_METRIC, "q_pi", "lambda")
 
     @torch.no_grad()
     def act(self, obs: torch.Tensor, deterministic: bool) -> torch.Tensor:
@@ -77,4 +78,4 @@ class TD3BC(TD3):
         grad_pi += diff * (2.0 / (b * self.act_dim))
         self.actor.backward(actor_trace, grad_pi * (1.0 - pi * pi))                 # tanh' = 1 - tanh^2
         self.optimizers["actor"].step()
-        return {"actor_loss": actor_loss, "bc_loss": bc_loss, "q_pi": q_pi, "lambda": lam}
+        return {"actor_loss": actor_loss, self.BC_METRIC: bc_loss, "q_pi": q_pi, "lambda": lam}
