@@ -3,7 +3,7 @@
 
     python _d3rlpy_worker.py train|time --request request.json --result result.json
 
-The request holds the agent (bc, td3_bc, iql), drlbench's resolved hyperparameters for it, the
+The request holds the agent (bc, td3_bc, iql, prdc), drlbench's resolved hyperparameters for it, the
 D4RL-layout HDF5 file, the evaluation environment, the seed and the budgets. `train` trains with
 d3rlpy's own `fit` loop and evaluates the deterministic policy every `eval_every` gradient steps
 (and at step 0) on gymnasium's environment; `time` clocks `fit` between two gradient steps (no
@@ -112,6 +112,21 @@ def make_algo(agent: str, hp: dict, steps: int, low, high):
             actor_optim_factory=AdamFactory(lr_scheduler_factory=schedule), critic_optim_factory=AdamFactory(),
             gamma=hp["gamma"], tau=hp["tau"], n_critics=2, expectile=hp["expectile"],
             weight_temp=hp["temperature"], max_weight=hp["max_weight"], **common)
+    elif agent == "prdc":
+        if (hp["reward_scale"], hp["reward_shift"]) != (1.0, 0.0):
+            raise SystemExit("d3rlpy's PRDC has no reward scale/shift: use reward_scale=1 reward_shift=0")
+        import d3rlpy.algos.qlearning.prdc as prdc
+        from sklearn.neighbors import NearestNeighbors
+
+        # d3rlpy searches with every core (n_jobs=-1); one core here, as drlbench (and as the timing is run)
+        prdc.PRDC._nbsr = NearestNeighbors(n_neighbors=1, algorithm="auto", n_jobs=1)
+        config = d3rlpy.algos.PRDCConfig(
+            actor_learning_rate=hp["actor_lr"], critic_learning_rate=hp["critic_lr"],
+            actor_encoder_factory=encoder(), critic_encoder_factory=encoder(),
+            actor_optim_factory=AdamFactory(), critic_optim_factory=AdamFactory(),
+            gamma=hp["gamma"], tau=hp["tau"], n_critics=2, target_smoothing_sigma=hp["policy_noise"],
+            target_smoothing_clip=hp["noise_clip"], alpha=hp["alpha"], beta=hp["beta"],
+            update_actor_interval=int(hp["policy_delay"]), **common)
     else:
         raise SystemExit(f"unknown agent {agent!r}")
     return config.create(device=False)   # CPU

@@ -1,11 +1,12 @@
-"""Peer parity: drlbench BC, TD3+BC and IQL vs d3rlpy 2.8.1's, side by side on one D4RL file.
+"""Peer parity: drlbench BC, TD3+BC, IQL and PRDC vs d3rlpy 2.8.1's, side by side on one D4RL file.
 
 Both libraries learn from the same D4RL-layout HDF5 file (default: the offline-classic task
 `pendulum-medium-replay`, $DRLBENCH_DATA/pendulum-medium-replay.hdf5), read with
 `d4rl.qlearning_dataset` semantics (time-outs end episodes and are not terminals), with drlbench's
 preset hyperparameters (agents/<agent>.toml) mapped onto d3rlpy's configs (see
 benchmarks/_d3rlpy_worker.py `make_algo`: the same learning rates, batch, gamma, tau, networks,
-state standardisation, reward scaling, cosine actor schedule for IQL; dataset actions mapped to
+state standardisation, reward scaling, cosine actor schedule for IQL, PRDC's alpha and beta
+(its neighbour search on one core); dataset actions mapped to
 [-1, 1] with the environment's bounds, MinMaxActionScaler on d3rlpy's side). A run's score is
 its final evaluation: the mean undiscounted return of 10 episodes of the deterministic policy,
 episode k of seed s reset with seed 10**9 + 1000 s + k (drlbench: its torch-native Pendulum-v1;
@@ -53,7 +54,7 @@ from drlbench.records import RunRecord, atomic_write, host, run_dir  # noqa: E40
 from drlbench.stats import AdaStop  # noqa: E402
 
 D3RLPY_VERSION = "2.8.1"
-D3RLPY_ALGOS = {"bc": "BC", "td3_bc": "TD3PlusBC", "iql": "IQL"}
+D3RLPY_ALGOS = {"bc": "BC", "td3_bc": "TD3PlusBC", "iql": "IQL", "prdc": "PRDC"}
 WORKER = Path(__file__).resolve().with_name("_d3rlpy_worker.py")
 DEFAULT_VENV = Path(__file__).resolve().parents[2] / "venvs" / "d3rlpy"   # beside the repository
 EVAL_EPISODES = 10
@@ -330,7 +331,7 @@ def score_rows(test: AdaStop) -> dict[str, np.ndarray]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--agents", default="td3_bc,bc,iql", help="comma-separated, in order (bc, td3_bc, iql)")
+    parser.add_argument("--agents", default="td3_bc,bc,iql", help="comma-separated, in order (bc, td3_bc, iql, prdc)")
     parser.add_argument("--env", default="pendulum-medium-replay", help="offline task (a dataset name or .hdf5 path)")
     parser.add_argument("--steps", type=int, default=20_000, help="gradient steps per run (offline-classic budget)")
     parser.add_argument("--eval-every", type=int, help="gradient steps between evaluations (default: steps / 10)")

@@ -6,7 +6,7 @@ Networks: actor mu(s) (3 x 256 ReLU, tanh); twin critic Q1, Q2 (4 x 256 each); v
 a BCQ-style VAE: encoder [s, a] -> 750 -> 750 -> (m, log sigma clamped to [-4, 15]), z = m + sigma eps,
 latent dim 2|A|, decoder [s, z] -> 750 -> 750 -> tanh.
 Per population member, one `update` does, in the code's order:
-1. critic: TD3 (drlbench.agents._offline): a~' = clip(mu'(s') + clip(eps, -c, c), -1, 1),
+1. critic: TD3's step (drlbench.agents.td3, hand-written gradients): a~' = clip(mu'(s') + clip(eps, -c, c), -1, 1),
    y_tgt = r + gamma (1 - d) min_i Qbar_i(s', a~'), loss MSE(Q1, y_tgt) + MSE(Q2, y_tgt);
 2. value: y_cur = r + gamma (1 - d) min_i Q_i(s', a~') with the just-updated online critic (same a~'),
    loss MSE(V(s), min(y_cur, y_tgt));
@@ -39,8 +39,9 @@ from dataclasses import dataclass
 
 import torch
 
-from drlbench.agents._offline import frozen, q1, q_normaliser, td3_critic_step
-from drlbench.agents.base import Agent, Batch
+from drlbench.agents._offline import frozen, q1, q_normaliser
+from drlbench.agents.base import Batch
+from drlbench.agents.td3 import TD3
 from drlbench.domains import hp
 from drlbench.nn import PopMLP, adam, polyak_update
 
@@ -67,34 +68,28 @@ class A2PRConfig:
     mask: float = hp("[0, inf)")         # weight of the advantage-guided BC term
 
 
-class A2PR(Agent):
+class A2PR(TD3):
     name = "a2pr"
     summary = ("A2PR (Liu et al. 2024): TD3+BC towards the dataset or advantage-weighted-VAE action, "
                "whichever has the higher advantage")
     loop = "offline"
     Config = A2PRConfig
+    ACTOR_METRICS = ("actor_loss", "bc_loss", "q_pi", "vae_target_fraction", "bc_weight")
 
     def __init__(self, observation_space, action_space, config: A2PRConfig, population):
-        super().__init__(observation_space, action_space, config, population)
-        obs_dim, act_dim = self.continuous_dims(observation_space, action_space)
-        self.act_dim, self.latent_dim = act_dim, 2 * act_dim
+        super().__init__(observation_space, action_space, config, population)   # actor, twin critic, targets
+        obs_dim = self.continuous_dims(observation_space, action_space)[0]
+        self.latent_dim = 2 * self.act_dim
         vae = list(config.vae_hidden_sizes)
-        self.actor = PopMLP(population, [obs_dim, *config.actor_hidden_sizes, act_dim])
-        self.critic = PopMLP(population, [obs_dim + act_dim, *config.critic_hidden_sizes, 1], copies=2)
         self.value = PopMLP(population, [obs_dim, *config.value_hidden_sizes, 1])
-        self.encoder = PopMLP(population, [obs_dim + act_dim, *vae, 2 * self.latent_dim])
-        self.decoder = PopMLP(population, [obs_dim + self.latent_dim, *vae, act_dim])
-        self.actor_target = copy.deepcopy(self.actor).requires_grad_(False)
-        self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
-        self.optimizers = {
-            "actor": adam(self.actor.parameters(), config.actor_lr),
-            "critic": adam(self.critic.parameters(), config.critic_lr),
-            "value": adam(self.value.parameters(), config.value_lr),
-            "vae": adam([*self.encoder.parameters(), *self.decoder.parameters()], config.vae_lr),
-        }
-        self.updates = 0
-        self.last_actor = {k: torch.zeros(population.size, device=population.device)
-                           for k in ("actor_loss", "bc_loss", "q_pi", "vae_target_fraction", "bc_weight")}
+        self.encoder = PopMLP(population, [obs_dim + self.act_dim, *vae, 2 * self.latent_dim])
+        self.decoder = PopMLP(population, [obs_dim + self.latent_dim, *vae, self.act_dim])
+        self.optimizers["value"] = adam(self.value.parameters(), config.value_lr)
+        self.optimizers["vae"] = adam([*self.encoder.parameters(), *self.decoder.parameters()], config.vae_lr)
+
+    @staticmethod
+    def hidden_sizes(config) -> tuple[list[int], list[int]]:
+        return list(config.actor_hidden_sizes), list(config.critic_hidden_sizes)
 
     def vae(self, obs: torch.Tensor, action: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(reconstruction, m, log sigma) of `action` (P, B, act_dim): z = m + sigma eps, eps from the members'
@@ -110,10 +105,8 @@ class A2PR(Agent):
 
     def update(self, batch: Batch) -> dict[str, torch.Tensor]:
         cfg = self.config
-        noise = self.population.randn(batch.reward.shape[1], self.act_dim) * cfg.policy_noise
-        critic_loss, next_input, y_tgt = td3_critic_step(self.critic, self.critic_target, self.actor_target,
-                                                         self.optimizers["critic"], batch, batch.reward, noise,
-                                                         cfg.gamma, cfg.noise_clip)
+        with torch.no_grad():
+            critic_loss, next_input, y_tgt = self._critic_step(batch)                # 1. TD3 critic
         # 2. value, towards min(y with the updated online critic, y with the target critic)
         with torch.no_grad():
             next_q = self.critic(next_input).squeeze(-1).min(1).values                # online critic, after step 1
@@ -170,10 +163,3 @@ class A2PR(Agent):
         self.optimizers["actor"].step()
         return {"actor_loss": loss.detach(), "bc_loss": bc_loss.detach(), "q_pi": q.detach().mean(-1),
                 "vae_target_fraction": choose_vae.to(q.dtype).mean(-1), "bc_weight": weight.mean((1, 2))}
-
-    def extra_checkpoint(self) -> dict:
-        return {"updates": self.updates, "last_actor": self.last_actor}
-
-    def restore_extra(self, state: dict) -> None:
-        self.updates = state["updates"]
-        self.last_actor = state["last_actor"]

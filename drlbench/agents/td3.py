@@ -48,9 +48,9 @@ class TD3(Agent):
         super().__init__(observation_space, action_space, config, population)
         obs_dim, act_dim = self.continuous_dims(observation_space, action_space)
         self.act_dim = act_dim
-        hidden = list(config.hidden_sizes)
-        self.actor = PopMLP(population, [obs_dim, *hidden, act_dim])
-        self.critic = PopMLP(population, [obs_dim + act_dim, *hidden, 1], copies=2)
+        actor_hidden, critic_hidden = self.hidden_sizes(config)
+        self.actor = PopMLP(population, [obs_dim, *actor_hidden, act_dim])
+        self.critic = PopMLP(population, [obs_dim + act_dim, *critic_hidden, 1], copies=2)
         self.actor_target = copy.deepcopy(self.actor).requires_grad_(False)
         self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
         self.optimizers = {
@@ -61,6 +61,11 @@ class TD3(Agent):
         self.last_actor = {k: torch.zeros(population.size, device=population.device) for k in self.ACTOR_METRICS}
 
     ACTOR_METRICS = ("actor_loss",)   # what `_actor_step` returns (logged between delayed actor steps too)
+
+    @staticmethod
+    def hidden_sizes(config) -> tuple[list[int], list[int]]:
+        """(actor, critic) hidden layer widths."""
+        return list(config.hidden_sizes), list(config.hidden_sizes)
 
     def _mu(self, actor, obs: torch.Tensor) -> torch.Tensor:
         return torch.tanh(actor(obs))
@@ -76,7 +81,7 @@ class TD3(Agent):
     @torch.no_grad()
     def update(self, batch: Batch) -> dict[str, torch.Tensor]:
         """Gradients written out by hand (`PopMLP.backward`), as in SAC: autograd's values without its graph."""
-        critic_loss = self._critic_step(batch)
+        critic_loss, _, _ = self._critic_step(batch)
         self.updates += 1
         if self.updates % self.config.policy_delay == 0:
             self.last_actor = self._actor_step(batch)
@@ -84,19 +89,21 @@ class TD3(Agent):
             polyak_update(self.actor_target, self.actor, self.config.tau)
         return {"critic_loss": critic_loss, **self.last_actor}
 
-    def _critic_step(self, batch: Batch) -> torch.Tensor:
-        """Clipped double-Q target with target policy smoothing; both critics on mean (q - y)^2."""
+    def _critic_step(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Clipped double-Q target with target policy smoothing; both critics on mean (q - y)^2.
+        Returns the loss per member (P,), the next-state critic input [s', a~'] (P, B, obs+act) and y (P, B)."""
         cfg = self.config
         p, b = batch.reward.shape
         noise = (self.population.randn(b, self.act_dim) * cfg.policy_noise).clamp(-cfg.noise_clip, cfg.noise_clip)
         next_action = (self._mu(self.actor_target, batch.next_obs) + noise).clamp(-1.0, 1.0)
-        next_q, _ = self.critic_target.trace(torch.cat([batch.next_obs, next_action], -1))
+        next_input = torch.cat([batch.next_obs, next_action], -1)
+        next_q, _ = self.critic_target.trace(next_input)
         target = batch.reward + cfg.gamma * (1.0 - batch.terminated) * next_q.view(p, 2, b).min(1).values
         q, critic_trace = self.critic.trace(torch.cat([batch.obs, batch.action], -1))
         error = q.view(p, 2, b) - target.unsqueeze(1)
         self.critic.backward(critic_trace, error.view(2 * p, b, 1) * (2.0 / b))     # d/dq of mean (q - y)^2
         self.optimizers["critic"].step()
-        return error.pow(2).mean(-1).sum(1)                                         # (P,)
+        return error.pow(2).mean(-1).sum(1), next_input, target                     # loss (P,)
 
     def _actor_step(self, batch: Batch) -> dict[str, torch.Tensor]:
         """Deterministic policy gradient: maximise Q1(s, pi(s))."""
