@@ -43,6 +43,43 @@ def relu_backward_(grad: torch.Tensor, output: torch.Tensor) -> torch.Tensor:
     return torch.ops.aten.threshold_backward.grad_input(grad, output, 0.0, grad_input=grad)
 
 
+class _Mish(torch.autograd.Function):
+    """Mish, x tanh(softplus(x)), with tanh(softplus(x)) = n / (n + 2), n = e^x (e^x + 2), and the derivative
+    tanh(sp) + x sigmoid(x) (1 - tanh(sp)^2) computed once and reused by backward and by forward-mode AD
+    (torch.func.jvp). On one CPU thread F.mish's backward kernel (which forward-mode AD of F.mish also
+    calls) is 3-4x slower than this."""
+
+    @staticmethod
+    def forward(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        e = torch.exp(x.clamp(max=20.0))          # beyond 20, tanh(softplus(x)) = 1 in float32
+        n = e * (e + 2.0)
+        th = n / (n + 2.0)
+        return x * th, th
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        (x,), (_, th) = inputs, output
+        ctx.mark_non_differentiable(th)
+        ctx.slope = torch.addcmul(th, x * torch.sigmoid(x), 1.0 - th * th)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor, _grad_th: torch.Tensor) -> torch.Tensor:
+        return grad * ctx.slope
+
+    @staticmethod
+    def jvp(ctx, tangent: torch.Tensor) -> tuple[torch.Tensor, None]:
+        return tangent * ctx.slope, None
+
+
+def mish(x: torch.Tensor) -> torch.Tensor:
+    """Mish (Misra 2019), DQL's activation: x tanh(softplus(x)); autograd and torch.func.jvp both work."""
+    if not torch.is_grad_enabled():       # plain ops: no saved derivative to compute (and still jvp-able)
+        e = torch.exp(x.clamp(max=20.0))
+        n = e * (e + 2.0)
+        return x * n / (n + 2.0)
+    return _Mish.apply(x)[0]
+
+
 class PopLinear(nn.Module):
     def __init__(self, population: Population, in_features: int, out_features: int, copies: int = 1):
         super().__init__()
@@ -95,13 +132,14 @@ def orthogonal_(layer: PopLinear, population: Population, gain: float) -> None:
 
 class PopMLP(nn.Module):
     """MLP with a population (and optional ensemble-copy) axis; linear output layer. Hidden activation
-    ReLU (the default; `trace`/`backward` support only it), tanh or GELU (autograd only)."""
+    ReLU (the default; `trace`/`backward` support only it), tanh, GELU or Mish (autograd only; Mish is
+    DQL's and OFQL's, x tanh(softplus(x)))."""
 
     def __init__(self, population: Population, sizes: list[int] | tuple[int, ...], copies: int = 1,
                  activation: str = "relu"):
         super().__init__()
-        if activation not in ("relu", "tanh", "gelu"):
-            raise ValueError(f"activation={activation!r}; choose from: relu, tanh, gelu")
+        if activation not in ("relu", "tanh", "gelu", "mish"):
+            raise ValueError(f"activation={activation!r}; choose from: relu, tanh, gelu, mish")
         self.population_size = population.size
         self.copies = copies
         self.activation = activation
@@ -111,7 +149,7 @@ class PopMLP(nn.Module):
 
     def hidden(self, x: torch.Tensor) -> torch.Tensor:
         """The last hidden layer's activations (P, B, h) for x (P, B, in); copies == 1 only."""
-        act = {"relu": F.relu, "tanh": torch.tanh, "gelu": F.gelu}[self.activation]
+        act = {"relu": F.relu, "tanh": torch.tanh, "gelu": F.gelu, "mish": mish}[self.activation]
         for layer in list(self.layers)[:-1]:
             x = act(layer(x))
         return x
@@ -123,7 +161,7 @@ class PopMLP(nn.Module):
             p, b, d = x.shape
             x = x.unsqueeze(1).expand(p, self.copies, b, d).reshape(p * self.copies, b, d)
         *hidden, last = self.layers   # (slicing a ModuleList builds a new one: slow)
-        act = {"relu": F.relu_, "tanh": torch.tanh, "gelu": F.gelu}[self.activation]
+        act = {"relu": F.relu_, "tanh": torch.tanh, "gelu": F.gelu, "mish": mish}[self.activation]
         for layer in hidden:
             x = act(layer(x, first_copy_only))   # relu in place: the matmul's backward does not need its output
         x = last(x, first_copy_only)
