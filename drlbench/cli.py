@@ -66,6 +66,16 @@ def build_parser() -> Parser:
                                    "agents a dataset name (pendulum-medium-replay, hopper-medium-v2)")
     run.add_argument("--dataset", metavar="PATH", help="offline agents: a D4RL-layout .hdf5 file or a Minari dataset "
                                                        "directory (its environment from the file, or --env)")
+    run.add_argument("--sim-env", metavar="ENV?NAME=VALUE,...",
+                     help="train by interacting with this simulator, evaluate in the real --env (a dynamics gap): "
+                          "the ID with changed physics, quoted, e.g. 'Pendulum-v1?g=15' (torch-native classic "
+                          "control: Pendulum g, m, l; CartPole gravity, masscart, masspole, length, force_mag; "
+                          "MountainCar force, gravity; MountainCarContinuous power, gravity; Acrobot g, link_*) or "
+                          "'HalfCheetah-v5?gravity=2,friction=0.3,mass=1,joint_noise=0.1' (gymnasium MuJoCo: "
+                          "multipliers of the model's gravity, geom friction, body masses, and the std of "
+                          "N(0, s^2) noise on actions). Required by h2o (--env: its real dataset); with an online "
+                          "agent (sac) it trains in the simulator alone. Recorded in run.json (sim_env, sim_physics, "
+                          "real_env)")
     run.add_argument("--steps", type=positive_int, help="environment steps per seed (default: the suite's budget)")
     seeds = run.add_mutually_exclusive_group()
     seeds.add_argument("--seed", type=int, default=None, help="one seed (default 0)")
@@ -185,7 +195,7 @@ def resolve_variant(args):
     return resolve(args.agent, args.env, args.overrides, steps=args.steps, num_envs=args.num_envs,
                    device=args.device, eval_every=args.eval_every, eval_episodes=args.eval_episodes,
                    out=args.out, batched=args.batched, tensorboard=args.tensorboard, progress=progress,
-                   tag=args.tag, preset=args.preset, dataset=args.dataset)
+                   tag=args.tag, preset=args.preset, dataset=args.dataset, sim_env=args.sim_env)
 
 
 def check_writable(out: Path) -> None:
@@ -208,6 +218,9 @@ def same_run_or_refuse(record, config) -> None:
     meta = record.meta
     if meta.get("agent") != config.agent:
         raise UsageError(f"{record.path} holds a run of agent {meta.get('agent')!r}, not {config.agent!r}; "
+                         f"choose another --out or --tag")
+    if meta.get("sim_env") != config.sim_env:
+        raise UsageError(f"{record.path} holds a run with sim_env {meta.get('sim_env')!r}, not {config.sim_env!r}; "
                          f"choose another --out or --tag")
     resolved = json.loads(json.dumps(config.hyperparameter_dict(), default=str))
     if meta.get("hyperparameters") is not None and meta["hyperparameters"] != resolved:

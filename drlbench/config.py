@@ -278,11 +278,17 @@ class RunConfig:
     dataset: str | None = None   # offline loop: the dataset file (steps then count gradient steps)
     eval_env: str | None = None  # the environment that evaluates the policy, when env_id names a dataset
     snapshots: bool = False      # keep the policy at every evaluation (and the replay buffer): dataset collection
+    sim_env: str | None = None   # training interaction happens here ("Pendulum-v1?g=15"); evaluation in `environment`
 
     @property
     def environment(self) -> str:
-        """The environment ID to make (training and evaluation)."""
+        """The environment ID to make for evaluation (the real one), and for training unless `sim_env`."""
         return self.eval_env or self.env_id
+
+    @property
+    def training_environment(self) -> str:
+        """The environment the agent interacts with while training: the simulator if there is one."""
+        return self.sim_env or self.environment
 
     @property
     def steps_unit(self) -> str:
@@ -314,11 +320,18 @@ def check_device(name: str) -> None:
 def resolve(agent: str, env: str, overrides: list[str] = (), *, steps: int | None = None, num_envs: int = 1,
             device: str = "cpu", eval_every: int | None = None, eval_episodes: int | None = None,
             out: Path = Path("runs"), batched: bool = False, tensorboard: bool = False, progress: str = "bar",
-            tag: str | None = None, preset: Path | None = None, dataset: str | None = None) -> RunConfig:
+            tag: str | None = None, preset: Path | None = None, dataset: str | None = None,
+            sim_env: str | None = None) -> RunConfig:
     """The RunConfig of one variant (seeds=()): the agent's preset for the environment's suite,
     `--set` overrides, the step budget, the evaluation protocol and the label. Every refusal
     (unknown names, types, domains, relations, the loop's own checks) happens here, before
-    anything is written. Used by every verb that trains."""
+    anything is written. Used by every verb that trains.
+
+    `sim_env` (`--sim-env`, an ID with physics parameters such as "Pendulum-v1?g=15"): the agent
+    trains by interacting with this simulator and is evaluated in the real environment, `env` (or,
+    when `env` names a dataset, the dataset's environment; the run then belongs to the dataset's
+    task, next to the offline agents). Loops that learn from a dataset alone refuse it; loops that
+    need one (`NEEDS_SIM_ENV`, the hybrid loop) require it."""
     import hashlib
     import json
 
@@ -329,8 +342,18 @@ def resolve(agent: str, env: str, overrides: list[str] = (), *, steps: int | Non
     agent_cls = get_agent(agent)
     loop_module = get_loop(agent_cls.loop)
     eval_env = None
+    needs_sim = getattr(loop_module, "NEEDS_SIM_ENV", False)
+    if sim_env is not None and not getattr(loop_module, "USES_TRAINING_ENV", True):
+        raise UsageError(f"--sim-env {sim_env}: {agent_cls.name} learns from a dataset alone and interacts with "
+                         "no environment; agents that train in a simulator: "
+                         + ", ".join(sorted(n for n, c in _agents().items() if c.loop != "offline")))
+    if needs_sim and sim_env is None:
+        raise UsageError(f"{agent_cls.name} trains in a simulator as well as on the data: add --sim-env ENV, "
+                         "e.g. --sim-env 'Pendulum-v1?g=15' (see `drlbench run --help`)")
     if getattr(loop_module, "NEEDS_DATASET", False):
         env_id, dataset, eval_env = offline_task(env, dataset)
+    elif sim_env is not None and dataset is None and env is not None and _names_dataset(env):
+        env_id, _, eval_env = offline_task(env, None)   # an online agent on a dataset's task: the real env
     elif dataset is not None:
         raise UsageError(f"--dataset {dataset}: {agent_cls.name} learns online; offline agents: "
                          + ", ".join(sorted(n for n, c in _agents().items() if c.loop == "offline")))
@@ -338,6 +361,8 @@ def resolve(agent: str, env: str, overrides: list[str] = (), *, steps: int | Non
         raise UsageError("the following arguments are required: --env")
     else:
         env_id = envs.resolve(env)
+    if sim_env is not None:
+        sim_env = _check_sim_env(sim_env, eval_env or env_id)
     suite = suite_of(env_id)
     (hyperparameters, loop), parsed = build(
         [agent_cls.Config, loop_module.Config], load_preset(agent_cls.name, suite.name if suite else None, preset),
@@ -351,19 +376,56 @@ def resolve(agent: str, env: str, overrides: list[str] = (), *, steps: int | Non
         changed = {**(_differences(agent_cls, loop_module, hyperparameters, loop, suite) if preset else {}), **parsed}
         digest = hashlib.sha1(json.dumps(changed, sort_keys=True, default=str).encode()).hexdigest()[:8]
         label = f"{agent_cls.name}-{digest}"
+    if sim_env is not None and not needs_sim and not tag:   # sim-only training of an online agent
+        label = label.replace(agent_cls.name, f"{agent_cls.name}-sim", 1)
     config = RunConfig(
         agent=agent_cls.name, label=label, env_id=env_id, suite=suite.name if suite else None,
         seeds=(), steps=steps, num_envs=num_envs, device=device,
         eval_every_steps=eval_every or (suite.eval_every_steps if suite else 5000),
         eval_episodes=eval_episodes or (suite.eval_episodes if suite else 10),
         out=Path(out), batched=batched, tensorboard=tensorboard, progress=progress,
-        hyperparameters=hyperparameters, loop=loop, overrides=parsed, dataset=dataset, eval_env=eval_env)
+        hyperparameters=hyperparameters, loop=loop, overrides=parsed, dataset=dataset, eval_env=eval_env,
+        sim_env=sim_env)
     warnings = check_relations(config)
     if hasattr(loop_module, "check"):
         loop_module.check(config)   # a loop's own refusals
     for warning in warnings:       # only once nothing was refused
         print(f"drlbench: warning: {warning}", file=sys.stderr)
     return config
+
+
+def _names_dataset(env: str) -> bool:
+    """Whether `env` names a dataset (and no environment)."""
+    from drlbench import datasets, envs
+
+    try:
+        envs.resolve(env)
+        return False
+    except UsageError:
+        pass
+    try:
+        datasets.locate(env)
+        return True
+    except UsageError:
+        return False
+
+
+def _check_sim_env(sim_env: str, real_env: str) -> str:
+    """The canonical simulator ID; refused unless its spaces are the real environment's."""
+    from drlbench import envs
+
+    canonical = envs.resolve_with_physics(sim_env)
+    sim, real = envs.make(canonical, 1, "cpu"), envs.make(real_env, 1, "cpu")
+    try:
+        same = (sim.observation_space.shape == real.observation_space.shape
+                and sim.action_space == real.action_space)
+    finally:
+        sim.close()
+        real.close()
+    if not same:
+        raise UsageError(f"--sim-env {sim_env}: its spaces ({sim.observation_space}, {sim.action_space}) are not "
+                         f"the real environment {real_env}'s ({real.observation_space}, {real.action_space})")
+    return canonical
 
 
 def _agents() -> dict:

@@ -133,7 +133,7 @@ class Session:
         self.evaluator = Evaluator(cfg, self.population)
         self.env = None   # loops that learn from a dataset make no training environment
         if getattr(get_loop(agent_cls.loop), "USES_TRAINING_ENV", True):
-            self.env = agent_cls.wrap_env(envs.make(cfg.environment, self.members * cfg.num_envs, cfg.device),
+            self.env = agent_cls.wrap_env(envs.make(cfg.training_environment, self.members * cfg.num_envs, cfg.device),
                                           cfg.hyperparameters)
         spaces = self.env or self.evaluator.env
         self.adapter = ActionAdapter(spaces.action_space, self.population.device)
@@ -175,6 +175,11 @@ class Session:
             meta.update(eval_env=cfg.eval_env, dataset={
                 "path": str(data), "name": cfg.env_id,
                 "sha256": file_sha256(data if data.is_file() else data / "data" / "main_data.hdf5")})
+        if cfg.sim_env:   # trained in a simulator, evaluated in the real environment
+            base, physics = envs.parse_physics(cfg.sim_env)
+            meta.update(sim_env=cfg.sim_env, sim_env_base=base, sim_physics=physics, real_env=cfg.environment,
+                        evaluation="deterministic policy, separate environments of the REAL dynamics "
+                                   f"({cfg.environment}), mean undiscounted return")
         if self.resume_state is not None and (path / "run.json").exists():
             record = RunRecord.load(path)
             record.meta.update(status="running", error=None, ended_at=None)

@@ -35,7 +35,10 @@ def dataset(tmp_path_factory) -> str:
 
 
 def offline(agent: str) -> bool:
-    return AGENTS[agent].loop == "offline"
+    return AGENTS[agent].loop in ("offline", "hybrid")
+
+
+SIM = {"hybrid": "Pendulum-v1?g=12"}   # loops that also train in a simulator (--sim-env)
 
 
 def fields(agent: str) -> dict:
@@ -84,7 +87,8 @@ def test_values_outside_the_domain_are_refused(agent, dataset):
             bad = ["maybe"]
         for value in bad:
             with pytest.raises(UsageError) as info:
-                resolve(agent, env, [f"{key}={value}"], steps=10**6, dataset=data)
+                resolve(agent, env, [f"{key}={value}"], steps=10**6, dataset=data,
+                        sim_env=SIM.get(AGENTS[agent].loop))
             assert key in str(info.value) and "\n" not in str(info.value), (agent, key, value, info.value)
 
 
@@ -92,6 +96,8 @@ def test_values_outside_the_domain_are_refused(agent, dataset):
 def test_boundary_values_inside_the_domain_train(agent, run_cli, tmp_path, dataset):
     env = ENV.get(agent, "Pendulum")
     data = ["--dataset", dataset] if offline(agent) else []
+    if AGENTS[agent].loop in SIM:
+        data += ["--sim-env", SIM[AGENTS[agent].loop]]
     own = fields(agent)
     tiny = {k: v for k, v in TINY.items() if k in own}
     tried = 0

@@ -16,10 +16,32 @@ Pendulum -> Pendulum-v1). `resolve` returns the canonical ID, which run records 
 
 A backend is a module with `ENV_IDS` (or `env_ids()`, for open-ended sets), `EXTRA` (the pip extra
 that installs its packages, None if always installed) and `make(env_id, num_envs, device, **options)`.
+
+Changed physics (a dynamics gap, for sim-to-real agents such as H2O). An ID may carry physical
+parameters after a `?`, comma-separated (`&` also accepted):
+
+    Pendulum-v1?g=15                   torch-native Pendulum with g = 15 (gymnasium's default: 10)
+    CartPole-v1?masspole=0.2,length=1  any constant the backend lists in `physics_parameters`
+    HalfCheetah-v5?gravity=2           MuJoCo: gravity x2 (H2O's paper setting)
+    Walker2d-v5?friction=0.3           MuJoCo: every geom's friction x0.3
+    Hopper-v5?mass=1.5,joint_noise=0.1 MuJoCo: body masses x1.5, actions + N(0, 0.1^2) noise
+
+Torch-native classic control takes the physical constants themselves (Pendulum g, m, l; CartPole
+gravity, masscart, masspole, length, force_mag; MountainCar force, gravity; MountainCarContinuous
+power, gravity; Acrobot g, link_length_1, link_mass_1, link_mass_2, link_com_pos_1, link_com_pos_2,
+link_moi); gymnasium MuJoCo takes multipliers of the loaded model (`gravity` scales
+`model.opt.gravity`, `friction` every `geom_friction`, `mass` every `body_mass`) and `joint_noise`, the
+standard deviation of Gaussian noise added to every action before the step (the stored action is the
+policy's). `make(env_id, physics={"g": 15})` is the same as `make("Pendulum-v1?g=15")`. Unknown
+names, values out of range and backends without physics parameters are refused with a UsageError
+naming the valid choices. `resolve` keeps the parameters, sorted, in the canonical ID: that string is
+what run records store (`sim_env` in run.json), so a reader can tell the simulator from the real env.
+The CLI takes it as `drlbench run AGENT --env REAL --sim-env "Pendulum-v1?g=15"`.
 """
 from __future__ import annotations
 
 import importlib
+import math
 import re
 from functools import cache
 from types import ModuleType
@@ -106,22 +128,88 @@ def resolve(env_id: str) -> str:
 
 
 def split(env_id: str) -> tuple[str, str]:
-    """(backend prefix, backend-local ID) of a canonical or user-given ID."""
-    canonical = resolve(env_id)
+    """(backend prefix, backend-local ID) of a canonical or user-given ID (physics parameters dropped)."""
+    canonical = resolve(parse_physics(env_id)[0])
     prefix, _, name = canonical.rpartition(":")
     return (prefix or _default_backend(name)), name
 
 
+def parse_physics(env_id: str) -> tuple[str, dict[str, float]]:
+    """`"Pendulum-v1?g=15,m=2"` -> `("Pendulum-v1", {"g": 15.0, "m": 2.0})`; no `?` -> no parameters."""
+    base, sep, query = env_id.partition("?")
+    physics: dict[str, float] = {}
+    if not sep:
+        return env_id, physics
+    for item in re.split(r"[,&]", query):
+        if not item.strip():
+            continue
+        key, eq, text = item.partition("=")
+        key = key.strip()
+        if not eq or not key:
+            raise UsageError(f"{env_id!r}: physics parameter {item.strip()!r} is not name=value")
+        try:
+            value = float(text)
+        except ValueError:
+            raise UsageError(f"{env_id!r}: {key}={text.strip()}: expected a number") from None
+        physics[key] = value
+    return base, physics
+
+
+def physics_spec(env_id: str, physics: dict[str, float]) -> str:
+    """The canonical ID with parameters: sorted names, values as Python writes floats."""
+    if not physics:
+        return env_id
+    return env_id + "?" + ",".join(f"{k}={_number(v)}" for k, v in sorted(physics.items()))
+
+
+def _number(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() and abs(value) < 1e15 else repr(float(value))
+
+
+def check_physics(env_id: str, physics: dict[str, float]) -> None:
+    """Refuse parameters `env_id`'s backend does not have, and values outside their range."""
+    if not physics:
+        return
+    prefix, name = split(env_id)
+    module = backend(prefix)
+    allowed = module.physics_parameters(name) if hasattr(module, "physics_parameters") else {}
+    if not allowed:
+        raise UsageError(f"{env_id}: no physics parameters to change; dynamics gaps are available for "
+                         "torch-native classic control (Pendulum-v1?g=15) and gymnasium MuJoCo "
+                         "(HalfCheetah-v5?gravity=2)")
+    for key, value in physics.items():
+        if key not in allowed:
+            raise UsageError(f"unknown physics parameter {key!r} of {name}; choose from: {', '.join(sorted(allowed))}")
+        domain = allowed[key]
+        if not (math.isfinite(value) and domain.contains(value)):
+            raise UsageError(f"{name}?{key}={_number(value)}: {key} must be {domain.describe(float)}")
+
+
+def resolve_with_physics(env_id: str) -> str:
+    """`resolve` for an ID that may carry `?name=value` physics parameters, which are checked."""
+    base, physics = parse_physics(env_id)
+    canonical = resolve(base)
+    check_physics(canonical, physics)
+    return physics_spec(canonical, physics)
+
+
 def make(env_id: str, num_envs: int = 1, device: str | torch.device = "cpu", seed: int | None = None,
-         **options) -> VecEnv:
+         physics: dict[str, float] | None = None, **options) -> VecEnv:
     """A batched environment whose tensors live on `device`; reset with `seed` if one is given.
 
-    `options` go to the backend (e.g. `action_repeat` for dm_control)."""
-    prefix, name = split(env_id)
+    `physics` (or `?name=value` parameters in `env_id`) changes the dynamics (see the module
+    docstring); `options` go to the backend (e.g. `action_repeat` for dm_control)."""
+    base, parsed = parse_physics(env_id)
+    parsed.update(physics or {})
+    prefix, name = split(base)
+    if parsed:
+        check_physics(base, parsed)
+        options["physics"] = parsed
     env = backend(prefix).make(name, num_envs, device, **options)
     if seed is not None:
         env.reset(seed)
     return env
 
 
-__all__ = ["BACKENDS", "Step", "VecEnv", "backend", "make", "resolve", "split"]
+__all__ = ["BACKENDS", "Step", "VecEnv", "backend", "check_physics", "make", "parse_physics", "physics_spec",
+           "resolve", "resolve_with_physics", "split"]

@@ -38,6 +38,11 @@ Deviations from gymnasium, all below 1e-5 (tests/test_torch_classic.py pins this
   rounded to float32, as gymnasium stores it.
 - Actions are not validated (that would need a host sync); discrete actions outside the action
   space act as their nearest gymnasium branch (CartPole: anything but 1 pushes left).
+
+Changed physics (`physics={"g": 15.0}`, or `drlbench.envs.make("Pendulum-v1?g=15")`): each class lists
+in `physics` the constants that may be changed (gymnasium's attribute names, lower-cased for
+Acrobot's); a changed constant replaces the class value for that instance, and constants derived
+from it (CartPole's total_mass, polemass_length) are recomputed. Everything else is unchanged.
 """
 from __future__ import annotations
 
@@ -93,11 +98,19 @@ class TorchClassicEnv(VecEnv):
     reset_low: tuple[float, ...]
     reset_high: tuple[float, ...]
     reset_float32 = False            # gymnasium stores the initial state as float32
+    physics: tuple[str, ...] = ()    # physical constants a dynamics gap may change
 
     def __init__(self, num_envs: int, device: str | torch.device = "cpu",
-                 seed: int | list[int] | None = 0, dense_resets: bool | None = None):
+                 seed: int | list[int] | None = 0, dense_resets: bool | None = None,
+                 physics: dict[str, float] | None = None):
         if num_envs < 1:
             raise ValueError(f"num_envs must be >= 1, got {num_envs}")
+        self.changed_physics = dict(physics or {})
+        for key, value in self.changed_physics.items():
+            if key not in self.physics:
+                raise ValueError(f"{self.env_id} has no physics parameter {key!r}; have {list(self.physics)}")
+            setattr(self, self._attribute(key), float(value))
+        self._derive()
         self.num_envs = num_envs
         self.device = torch.device(device)
         # Hash every sub-env's next initial state each step (no host sync) or only the ended
@@ -115,6 +128,13 @@ class TorchClassicEnv(VecEnv):
     # ---- what a subclass defines -----------------------------------------------------------
     def _spaces(self) -> tuple[gym.Space, gym.Space]:
         raise NotImplementedError
+
+    def _attribute(self, key: str) -> str:
+        """The attribute holding physics parameter `key` (gymnasium's name)."""
+        return key if hasattr(type(self), key) else key.upper()
+
+    def _derive(self) -> None:
+        """Recompute constants derived from the physics parameters (optional)."""
 
     def _constants(self) -> None:
         """Make constant tensors on `self.device` the step needs (optional)."""
@@ -253,6 +273,11 @@ class TorchCartPole(TorchClassicEnv):
     theta_threshold_radians = 12 * 2 * math.pi / 360
     x_threshold = 2.4
     reset_low, reset_high = (-0.05,) * 4, (0.05,) * 4
+    physics = ("gravity", "masscart", "masspole", "length", "force_mag")
+
+    def _derive(self):
+        self.total_mass = self.masspole + self.masscart
+        self.polemass_length = self.masspole * self.length
 
     def _spaces(self):
         high = np.array([self.x_threshold * 2, np.inf, self.theta_threshold_radians * 2, np.inf],
@@ -301,6 +326,7 @@ class TorchPendulum(TorchClassicEnv):
     m = 1.0
     l = 1.0  # noqa: E741 (gymnasium's name)
     reset_low, reset_high = (-math.pi, -1.0), (math.pi, 1.0)
+    physics = ("g", "m", "l")
 
     def _spaces(self):
         high = np.array([1.0, 1.0, self.max_speed], dtype=np.float32)
@@ -345,6 +371,7 @@ class TorchMountainCar(TorchClassicEnv):
     force = 0.001
     gravity = 0.0025
     reset_low, reset_high = (-0.6, 0.0), (-0.4, 0.0)
+    physics = ("force", "gravity")
 
     def _spaces(self):
         low = np.array([self.min_position, -self.max_speed], dtype=np.float32)
@@ -385,6 +412,7 @@ class TorchMountainCarContinuous(TorchMountainCar):
     max_action = 1.0
     goal_position = 0.45
     power = 0.0015
+    physics = ("power", "gravity")
 
     def _spaces(self):
         low = np.array([self.min_position, -self.max_speed], dtype=np.float32)
@@ -428,6 +456,7 @@ class TorchAcrobot(TorchClassicEnv):
     g = 9.8
     reset_low, reset_high = (-0.1,) * 4, (0.1,) * 4
     reset_float32 = True
+    physics = ("g", "link_length_1", "link_mass_1", "link_mass_2", "link_com_pos_1", "link_com_pos_2", "link_moi")
 
     def _spaces(self):
         high = np.array([1.0, 1.0, 1.0, 1.0, self.MAX_VEL_1, self.MAX_VEL_2], dtype=np.float32)
@@ -501,11 +530,17 @@ def make_torch_classic(env_id: str, num_envs: int = 1, device: str | torch.devic
 ENV_IDS = tuple(TORCH_ENVS)
 EXTRA = None
 
+def physics_parameters(env_id: str) -> dict:
+    """Physics parameter name -> its domain (every constant must stay positive)."""
+    from drlbench.domains import Domain
+
+    return {key: Domain.parse("(0, inf)") for key in TORCH_ENVS[env_id].physics}
+
 
 def make(env_id: str, num_envs: int, device: str | torch.device, **options: Any) -> TorchClassicEnv:
     """Backend entry point for `drlbench.envs.make`."""
     return make_torch_classic(env_id, num_envs, device, **options)
 
 
-__all__ = ["ENV_IDS", "TORCH_ENVS", "TorchAcrobot", "TorchCartPole", "TorchClassicEnv", "TorchMountainCar",
+__all__ = ["ENV_IDS", "TORCH_ENVS", "physics_parameters", "TorchAcrobot", "TorchCartPole", "TorchClassicEnv", "TorchMountainCar",
            "TorchMountainCarContinuous", "TorchPendulum", "make_torch_classic"]
