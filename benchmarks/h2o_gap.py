@@ -1,0 +1,75 @@
+#!/usr/bin/env python
+"""H2O vs sim-only SAC vs real-only offline agents on a Pendulum gravity gap, compared with AdaStop.
+
+Real = Pendulum-v1 (g = 10) and its dataset pendulum-medium-replay ($DRLBENCH_DATA); sim = Pendulum-v1?g=15.
+All at 20,000 gradient steps, seeds 0-4, evaluation in the REAL dynamics every 1,000 gradient steps
+(10 episodes):
+- h2o:        drlbench run h2o --env pendulum-medium-replay --sim-env 'Pendulum-v1?g=15'
+              (20 epochs of 1,000 sim steps + 1,000 gradient steps);
+- sac-sim:    drlbench run sac --env pendulum-medium-replay --sim-env 'Pendulum-v1?g=15' --steps 22000
+              --set random_steps=2000 learning_starts=2000 --tag sac-sim-g15
+              (the classic suite's warm-up; 22,000 sim steps = 20,000 gradient steps after it);
+- td3_bc, iql: the published offline runs in results/offline (reused, not rerun).
+The comparison is `drlbench compare`'s own machinery (`drlbench.compare.run_compare`: AdaStop, n = 5, K = 1,
+runs trained on demand, state saved under results/offline/compare/); the only difference from the CLI is
+that the contenders are resolved here with `sim_env`, which `drlbench compare` has no option for yet.
+Every run goes to results/offline/pendulum-medium-replay/<label>/seed_<s>/ (H2O and the sim-only SAC join
+the offline leaderboard of that task; run.json's sim_env / real_env tell them apart).
+
+Usage: DRLBENCH_DATA=/work/data nice -n 5 .venv/bin/python benchmarks/h2o_gap.py [--n 5] [--K 1]
+(one process, one thread; resumable: run it again after an interruption).
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from drlbench import compare
+from drlbench.compare import Contender, decision_table, run_compare
+from drlbench.config import resolve
+
+TASK = "pendulum-medium-replay"
+SIM = "Pendulum-v1?g=15"
+OUT = Path("results/offline")
+# name -> (agent, --set overrides, --steps, --sim-env, --tag)
+CONTENDERS = {
+    "h2o": ("h2o", [], None, SIM, None),
+    "sac_sim": ("sac", ["random_steps=2000", "learning_starts=2000"], 22000, SIM, "sac-sim-g15"),
+    "td3_bc": ("td3_bc", [], None, None, None),
+    "iql": ("iql", [], None, None, None),
+}
+
+
+def contenders(names: list[str], quiet: bool) -> list[Contender]:
+    found = []
+    for name in names:
+        agent, sets, steps, sim_env, tag = CONTENDERS[name]
+        found.append(Contender(name, resolve(agent, TASK, sets, steps=steps, out=OUT, tag=tag, sim_env=sim_env,
+                                             progress="off" if quiet else "lines")))
+    return found
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("agents", nargs="*", default=list(CONTENDERS), choices=list(CONTENDERS))
+    parser.add_argument("--n", type=int, default=5)
+    parser.add_argument("--K", type=int, default=1)
+    parser.add_argument("--quiet", action="store_true")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    found = contenders(args.agents, args.quiet)
+    compare.contenders = lambda *_, **__: found      # run_compare's agents: ours, with their sim_env
+    started = time.monotonic()
+    test, agents = run_compare([c.name for c in found], TASK, n=args.n, K=args.K, out=OUT, quiet=args.quiet,
+                               echo=lambda line: print(line, file=sys.stderr, flush=True))
+    print(decision_table(test, agents))
+    print(f"\nwall time {time.monotonic() - started:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
