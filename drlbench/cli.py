@@ -118,6 +118,9 @@ def build_parser() -> Parser:
                        help="final: last evaluation's return (default); best: best during training")
     stats.add_argument("--reps", type=positive_int, default=50_000, help="bootstrap replicates (default 50000)")
     stats.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
+    stats.add_argument("--export", nargs=2, metavar=("FORMAT", "OUT"),
+                       help="also write the normalised (runs, tasks) score table: `rliable OUT.npz` (or .json), "
+                            "the {label: array} dict rliable takes; tasks in the printed order")
     stats.set_defaults(handler=cmd_stats)
 
     compare = verbs.add_parser(
@@ -183,6 +186,38 @@ def build_parser() -> Parser:
                         help="bootstrap replicates for the tables (default 50000)")
     report.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
     report.set_defaults(handler=cmd_report)
+
+    importer = verbs.add_parser(
+        "import", help="write run records from runs made elsewhere (SB3 / RL Zoo, TensorBoard, rliable, adastop)",
+        description="Read runs made with other libraries and write them as drlbench run records "
+                    "(OUT/<env>/<label>/seed_<seed>/, marked imported_from), so that stats, report and compare "
+                    "use them. sb3: EvalCallback's evaluations.npz (else Monitor's monitor.csv); a folder (an RL Zoo "
+                    "logs/<algo>/) is walked, each directory with these files one run. tensorboard: event files, "
+                    "each directory one run. rliable: a {algorithm: (runs, tasks)} score dict (.npz or .json). "
+                    "adastop: CSVs with one column per agent. Nothing is written if any input is bad.")
+    importer.add_argument("format", metavar="FORMAT", help="sb3, tensorboard, rliable or adastop")
+    importer.add_argument("source", type=Path, metavar="SOURCE", help="a file, or a folder walked for several runs")
+    importer.add_argument("--agent", metavar="LABEL",
+                          help="sb3/tensorboard: the label of the imported runs (required); rliable/adastop: "
+                               "import only these algorithms/columns (comma-separated; default all, labelled "
+                               "by their names)")
+    importer.add_argument("--env", required=True, metavar="ENV_ID",
+                          help="environment of the runs; rliable: one per task column, comma-separated")
+    importer.add_argument("--seed-from-path", metavar="REGEX",
+                          help="take each run's seed from its path: the first group of REGEX (e.g. '__(\\d+)__' "
+                               "for CleanRL's runs/<env>__<exp>__<seed>__<time>); default 0, 1, ... in path order")
+    importer.add_argument("--tag-name", metavar="TAG", help="tensorboard: the scalar tag to read (default: "
+                                                            "eval/mean_reward, charts/episodic_return, "
+                                                            "rollout/ep_rew_mean, the first present)")
+    importer.add_argument("--window", type=positive_int,
+                          help="training-episode sources (monitor.csv, charts/episodic_return): episodes "
+                               "averaged per evaluation row (default 10; other tags 1)")
+    importer.add_argument("--scores", choices=["raw", "normalized"],
+                          help="rliable/adastop: the file holds returns (raw) or normalised scores, turned back "
+                               "into returns with the suite's reference scores (default: rliable normalized, "
+                               "adastop raw)")
+    importer.add_argument("--out", type=Path, default=Path("runs"), help="directory for run records (default runs/)")
+    importer.set_defaults(handler=cmd_import)
     return parser
 
 
@@ -344,6 +379,12 @@ def cmd_stats(args) -> int:
     from drlbench.results import no_runs_error, reference_scores, scan, score_table, select_suite
     from drlbench.stats import StatsError, interval_estimates
 
+    if args.export is not None:
+        from drlbench.importers import check_export_path
+
+        if args.export[0] != "rliable":
+            raise UsageError(f"--export {args.export[0]}: unknown format; choose from: rliable")
+        check_export_path(Path(args.export[1]))
     runs, problems = scan(args.runs_dir)
     if not select_suite(runs, args.suite)[0]:
         raise no_runs_error(args.runs_dir, problems, args.suite)
@@ -391,6 +432,33 @@ def cmd_stats(args) -> int:
         print(f"left out ({len(left_out)}):")
         for problem in left_out:
             print(f"  {problem}")
+    if args.export is not None:
+        from drlbench.importers import export_score_dict
+
+        export_score_dict(table.normalized, Path(args.export[1]))
+        print()
+        print(f"wrote {args.export[1]}: rliable score dict {{label: (runs, tasks)}} of normalised {table.score} "
+              f"scores; tasks (columns): {', '.join(table.tasks)}; runs (rows): seeds "
+              + "; ".join(f"{label} {', '.join(map(str, table.seeds[label]))}" for label in table.labels))
+    return 0
+
+
+# --- import -------------------------------------------------------------------------------
+def cmd_import(args) -> int:
+    from drlbench.importers import import_runs
+
+    check_writable(args.out)
+    found = import_runs(args.format, args.source, args.out, agent=args.agent, env=args.env,
+                        seed_from_path=args.seed_from_path, tag_name=args.tag_name, window=args.window,
+                        scores=args.scores)
+    groups: dict[tuple[str, str], list] = {}
+    for run in found:
+        groups.setdefault((run.label, run.env_id), []).append(run)
+    for (label, env_id), runs in groups.items():
+        finals = [run.rows[-1]["return_mean"] for run in runs]
+        print(f"{label} {env_id}: {len(runs)} run(s), seeds {', '.join(str(r.seed) for r in runs)}; final "
+              f"return mean {sum(finals) / len(finals):.2f} ({runs[0].source.get('score', '')})")
+    print(f"wrote {len(found)} run record(s) under {args.out} (imported_from: {args.format} {args.source})")
     return 0
 
 
