@@ -55,13 +55,16 @@ def contenders(names: list[str], quiet: bool) -> list[Contender]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("agents", nargs="*", default=list(CONTENDERS), choices=list(CONTENDERS))
+    parser.add_argument("agents", nargs="*", metavar="AGENT", help=f"default: all of {', '.join(CONTENDERS)}")
     parser.add_argument("--n", type=int, default=5)
     parser.add_argument("--K", type=int, default=1)
     parser.add_argument("--quiet", action="store_true")
     args = parser.parse_args()
+    unknown = [a for a in args.agents if a not in CONTENDERS]
+    if unknown:
+        parser.error(f"unknown agent {unknown[0]!r}; choose from: {', '.join(CONTENDERS)}")
     torch.set_num_threads(1)
-    found = contenders(args.agents, args.quiet)
+    found = contenders(args.agents or list(CONTENDERS), args.quiet)
     compare.contenders = lambda *_, **__: found      # run_compare's agents: ours, with their sim_env
     started = time.monotonic()
     test, agents = run_compare([c.name for c in found], TASK, n=args.n, K=args.K, out=OUT, quiet=args.quiet,
