@@ -26,8 +26,8 @@ Formats (what one evaluations.csv row is made of):
 - `adastop`: adastop's CSVs (first column the run index, one column per agent), one file or a
   folder of them (one per interim, in natural order): agent A's i-th score is its seed i.
 
-Seeds: the first group (or the whole match) of `seed_from_path` searched in the run's path as
-found under SOURCE, else 0, 1, ... in natural path order. Unknown fields are written as
+Seeds: the first group (or the whole match) of `seed_from_path` searched in the run's path
+relative to SOURCE (SOURCE's name when SOURCE is the run), else 0, 1, ... in natural path order. Unknown fields are written as
 `nan` (and `episodes` as 0). Everything is read and checked before anything is written: bad
 input is one UsageError line and leaves OUT untouched; an existing record is never replaced.
 """
@@ -127,10 +127,13 @@ def resolve_env(env: str) -> str:
 
 
 # --- seeds from paths -------------------------------------------------------------------------
-def assign_seeds(paths: list[Path], pattern: str | None) -> list[int]:
-    """Seeds of runs found at `paths`: the regex's first group (or match), else 0, 1, ..."""
+def assign_seeds(paths: list[Path], pattern: str | None, source: Path | None = None) -> list[int]:
+    """Seeds of runs found at `paths`: the regex's first group (or match) searched in each path
+    relative to `source` (its own name when the path is `source`), else 0, 1, ..."""
     if pattern is None:
         return list(range(len(paths)))
+    if source is not None:
+        paths = [Path(source.name) if p == source else p.relative_to(source) for p in paths]
     try:
         regex = re.compile(pattern)
     except re.error as exc:
@@ -479,7 +482,7 @@ def collect(fmt: str, source: Path, *, agent: str | None, env: str, seed_from_pa
         label = check_label(agent)
         env_id = resolve_env(env)
         paths = find_sb3_runs(source, env_id, env) if fmt == "sb3" else find_event_runs(source)
-        seeds = assign_seeds(paths, seed_from_path)
+        seeds = assign_seeds(paths, seed_from_path, source)
         found = []
         for path, seed in zip(paths, seeds):
             if fmt == "sb3":
