@@ -96,7 +96,8 @@ def dpo(batch: PairBatch, beta: float) -> tuple[torch.Tensor, Metrics]:
 
 def cdpo(batch: PairBatch, beta: float, epsilon: float) -> tuple[torch.Tensor, Metrics]:
     """Conservative DPO (Mitchell 2023, "A note on DPO with noisy preferences"; label smoothing):
-    -(1-eps) log sigma(beta Delta) - eps log sigma(-beta Delta). TRL: `sigmoid` with `label_smoothing`."""
+    -(1-eps) log sigma(beta Delta) - eps log sigma(-beta Delta). Older TRL: `sigmoid` with
+    `label_smoothing`; in trl 1.16 DPOTrainer's `sigmoid` ignores `label_smoothing` (no counterpart)."""
     h_w, h_l = log_ratios(batch)
     return logistic(beta * (h_w - h_l), epsilon), _rewards(beta * h_w, beta * h_l)
 
