@@ -8,6 +8,12 @@ with `drlbench run ... --tag x` are reused); otherwise the seed is trained throu
 checkpoint if an earlier attempt was interrupted). After each interim the AdaStop state is
 written atomically as JSON to <out>/compare/<env>/<label>_vs_<label>....json, so the same
 command run again continues where it stopped, and once finished just prints the table.
+
+An agent name that labels imported records under --out/<env>/ (`drlbench import`, run.json
+`imported_from`) is that agent: its i-th run by seed is its seed i, and drlbench cannot train
+more of it. A new comparison with fewer than n*K imported runs of some agent is planned with
+the interims the runs allow (K lowered, said on stderr), so it decides with what exists; a
+comparison continued after imported runs went missing stops with the decisions so far.
 """
 from __future__ import annotations
 
@@ -28,15 +34,52 @@ class Contender:
     """One agent of the comparison: its name and the run configuration (seeds unset)."""
 
     name: str
-    config: object  # drlbench.config.RunConfig with seeds=()
+    config: object  # drlbench.config.RunConfig with seeds=() (an ImportedConfig for imported runs)
+    imported: tuple = ()  # the imported Runs, by seed: score i is imported[i].final
 
     @property
     def identity(self) -> dict:
         """What a reusable run must share with this agent (JSON-normalised)."""
         cfg = self.config
+        if self.imported:
+            return _jsonable({"agent": cfg.agent, "env_id": cfg.env_id, "imported_from": cfg.source})
         return _jsonable({"agent": cfg.agent, "env_id": cfg.env_id, "steps": cfg.steps,
                           "hyperparameters": cfg.hyperparameter_dict(),
                           "eval_episodes": cfg.eval_episodes, "num_envs": cfg.num_envs})
+
+
+@dataclass(frozen=True)
+class ImportedConfig:
+    """Stands in for a RunConfig: an agent known only from imported run records."""
+
+    agent: str
+    label: str
+    env_id: str
+    source: str   # format and path(s) the records were imported from
+
+
+def imported_runs(out: Path, env: str, name: str) -> tuple[str | None, tuple, str]:
+    """(env_id, imported completed runs labelled `name` sorted by seed, their source) under out/<env>/."""
+    from drlbench import envs
+
+    try:
+        env_id = envs.resolve(env)
+    except UsageError:
+        return None, (), ""
+    folder = Path(out) / env_id / name
+    if not folder.is_dir():
+        return env_id, (), ""
+    runs, sources = [], set()
+    for run in scan(folder)[0]:
+        try:
+            origin = json.loads((run.path / "run.json").read_text(encoding="utf-8")).get("imported_from")
+        except (OSError, ValueError):
+            origin = None
+        if isinstance(origin, dict) and run.label == name:
+            runs.append(run)
+            sources.add(f"{origin.get('format')} {origin.get('path')}")
+    runs.sort(key=lambda r: r.seed)
+    return env_id, tuple(runs), "; ".join(sorted(sources)[:3]) + (" ..." if len(sources) > 3 else "")
 
 
 def _jsonable(value):
@@ -81,6 +124,13 @@ def contenders(agents: list[str], env: str, steps: int | None, out: Path,
         raise UsageError(f"agent {twice[0]!r} is listed twice")
     found = []
     for name, sets in split_overrides(overrides, agents).items():
+        env_id, runs, source = imported_runs(out, env, name)
+        if runs:
+            own = [item for item in overrides if item.partition("=")[0].rpartition(":")[0] == name]
+            if own:
+                raise UsageError(f"--set {own[0]}: {name} is imported ({source}); drlbench does not train it")
+            found.append(Contender(name, ImportedConfig(name, name, env_id, source), runs))
+            continue
         found.append(Contender(name, resolve(name, env, sets, steps=steps, out=out,
                                              progress="off" if quiet else "bar")))
     labels = [c.config.label for c in found]
@@ -113,6 +163,9 @@ class Scores:
         env_dir = self.out / contenders_[0].config.env_id
         runs = scan(env_dir)[0] if env_dir.is_dir() else []
         for c in contenders_:
+            if c.imported:
+                self.reusable.update(((c.name, i), run) for i, run in enumerate(c.imported))
+                continue
             identity = c.identity
             for run in sorted(runs, key=lambda r: (r.label != c.config.label, str(r.path))):
                 meta = {"agent": run.agent, "env_id": run.env_id, "steps": run.steps,
@@ -128,6 +181,8 @@ class Scores:
         scores, trained = [], 0
         for seed in seeds:
             run = self.reusable.get((contender.name, seed))
+            if run is None and contender.imported:
+                raise UsageError(f"{contender.name} is imported: drlbench cannot train its run {seed}")
             if run is None:
                 cfg = contender.config
                 path = run_dir(self.out, cfg.env_id, cfg.label, seed)
@@ -199,8 +254,9 @@ def run_compare(agents: list[str], env: str, *, n: int = 5, K: int = 5, alpha: f
                 echo=print) -> tuple[AdaStop, list[Contender]]:
     """Run (or continue) the comparison; returns the AdaStop test and the agents."""
     found = contenders(list(agents), env, steps, Path(out), list(overrides), quiet)
-    settings = comparison_settings(found, n, K, alpha, B, seed)
     path = state_path(out, found)
+    K = _interims_possible(found, n, K, path, echo)
+    settings = comparison_settings(found, n, K, alpha, B, seed)
     test = load_state(path, settings)
     if test is None:
         test = AdaStop(n=n, K=K, B=B, alpha=alpha, seed=seed)
@@ -211,6 +267,13 @@ def run_compare(agents: list[str], env: str, *, n: int = 5, K: int = 5, alpha: f
         k = test.interim + 1
         running = test.agents_to_run if test.agents is not None else [c.name for c in found]
         used = test.scores
+        short = [c for c in found if c.imported and c.name in running and len(c.imported) < n * k]
+        if short:   # checked before training anything for this interim
+            c = short[0]
+            echo(f"stopped before interim {k}: {c.name} is imported with {len(c.imported)} runs and interim {k} "
+                 f"needs {n * k}; drlbench cannot train it, so the decisions so far stand (import more runs of "
+                 "it and run the same command again to continue)")
+            break
         batch, notes = {}, []
         for c in found:
             if c.name not in running:
@@ -224,12 +287,38 @@ def run_compare(agents: list[str], env: str, *, n: int = 5, K: int = 5, alpha: f
                                  f"{before[changed[0]]!r} used at an earlier interim (record changed or retrained)")
             new, trained = scores.get(c, list(range(len(before), n * k)))
             batch[c.name] = old + new
-            notes.append(f"{c.name} seeds {_seed_range(list(range(n * k)))} ({trained_old + trained} trained)")
+            notes.append(f"{c.name} seeds {_seed_range(list(range(n * k)))} "
+                         + ("(imported runs)" if c.imported else f"({trained_old + trained} trained)"))
         test.decide(batch)
         save_state(path, settings, test)
         decided = [f"{a} vs {b}: {d}" for (a, b), d in test.decisions.items()]
         echo(f"interim {k}/{K}: {'; '.join(notes)} -> {', '.join(decided)}")
     return test, found
+
+
+def _interims_possible(found: list[Contender], n: int, K: int, path: Path, echo) -> int:
+    """K, lowered for a new comparison to the interims the imported runs allow (a continued one
+    keeps the K it was started with: it stops with the decisions so far when runs are missing)."""
+    imported = [c for c in found if c.imported]
+    if not imported:
+        return K
+    fewest = min(imported, key=lambda c: len(c.imported))
+    allowed = len(fewest.imported) // n
+    if allowed >= K:
+        return K
+    try:
+        started = json.loads(path.read_text(encoding="utf-8"))["settings"]["K"]
+    except (OSError, ValueError, KeyError, TypeError):
+        started = None
+    if isinstance(started, int) and started <= K:
+        return started
+    if allowed == 0:
+        raise UsageError(f"{fewest.name} is imported with {len(fewest.imported)} run(s) on "
+                         f"{fewest.config.env_id}; drlbench cannot train it and one interim needs n={n}: "
+                         f"pass --n {len(fewest.imported)} or fewer, or import more runs")
+    echo(f"{fewest.name} is imported with {len(fewest.imported)} runs and drlbench cannot train it: at most "
+         f"K={allowed} interim(s) of n={n} instead of K={K}, so the comparison decides with the runs that exist")
+    return allowed
 
 
 _WORDS = {"larger": ">", "smaller": "<", "equal": "=", "continue": "?"}
@@ -244,6 +333,10 @@ def decision_table(test: AdaStop, contenders_: list[Contender]) -> str:
              f"alpha={test.alpha}, B={test.B:,} permutations, seed {test.seed}; "
              f"{'finished' if test.is_finished else 'not finished'} after interim {test.interim}",
              "score = final evaluation return (mean over evaluation episodes) of each run", ""]
+    for c in contenders_:
+        if c.imported:
+            lines.insert(-1, f"{c.name}: {len(c.imported)} imported runs, not trained by drlbench "
+                             f"(from {c.config.source})")
     rows = [("agent", "label", "runs", "mean", "std")]
     for name, info in summary["agents"].items():
         rows.append((name, labels.get(name, name), str(info["runs"]),

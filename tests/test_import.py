@@ -386,3 +386,86 @@ def test_seed_collision_and_duplicate_seeds_refused(bad_root, tmp_path, run_cli)
                            "--seed-from-path", r"x(\d)", "--out", tmp_path / "runs")
     assert code == 2 and "seed 1 found twice" in err
     assert not (tmp_path / "runs").exists()
+
+
+# --------------------------------------------------------------------------- compare and report
+def _adastop_csv(path: Path, centres: dict[str, float], runs: int, seed: int = 0) -> Path:
+    rng = np.random.default_rng(seed)
+    columns = {name: centre + rng.normal(0.0, 10.0, runs) for name, centre in centres.items()}
+    lines = ["," + ",".join(columns)] + [f"{i}," + ",".join(f"{columns[c][i]:.3f}" for c in columns)
+                                         for i in range(runs)]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_compare_imported_agents_decides_with_the_runs_that_exist(tmp_path, run_cli):
+    out = tmp_path / "runs"
+    csv_path = _adastop_csv(tmp_path / "scores.csv", {"ppo_sb3": -300.0, "ppo_cleanrl": -300.0}, runs=10)
+    assert run_cli("import", "adastop", csv_path, "--env", "Pendulum", "--out", out)[0] == 0
+    code, text, err = run_cli("compare", "ppo_sb3", "ppo_cleanrl", "--env", "Pendulum", "--n", "5", "--K", "4",
+                              "--out", out)
+    assert code == 0, err
+    assert "at most K=2 interim(s) of n=5 instead of K=4" in err and "cannot train" in err
+    assert "finished after interim 2" in text and "(equal)" in text
+    assert "10 imported runs, not trained by drlbench" in text
+    # the scores used are the imported ones: the table's mean is the CSV column's
+    column = np.loadtxt(csv_path, delimiter=",", skiprows=1)[:, 1]
+    assert f"{column.mean():.2f}" in text
+
+
+def test_compare_imported_against_a_drlbench_agent(tmp_path, run_cli, monkeypatch):
+    from tests.test_compare import _fake_trainer
+
+    out = tmp_path / "runs"
+    calls = _fake_trainer(monkeypatch, {"sac": -150.0})
+    csv_path = _adastop_csv(tmp_path / "scores.csv", {"sb3_sac": -900.0}, runs=5)
+    assert run_cli("import", "adastop", csv_path, "--env", "Pendulum", "--out", out)[0] == 0
+    code, text, err = run_cli("compare", "sac", "sb3_sac", "--env", "Pendulum", "--n", "5", "--K", "3",
+                              "--steps", "2000", "--out", out)
+    assert code == 0, err
+    assert sorted(calls) == [("sac", s) for s in range(5)]      # only drlbench's agent is trained
+    assert "sac vs sb3_sac" in text and "(larger)" in text and "finished after interim 1" in text
+
+
+def test_compare_stops_with_the_decisions_so_far_when_imported_runs_run_out(tmp_path, run_cli):
+    import shutil
+
+    from drlbench import compare
+
+    out = tmp_path / "runs"
+    csv_path = _adastop_csv(tmp_path / "scores.csv", {"a": -300.0, "b": -300.0}, runs=10, seed=1)
+    assert run_cli("import", "adastop", csv_path, "--env", "Pendulum", "--out", out)[0] == 0
+
+    def stop_after_first(line):
+        if line.startswith("interim 1/2"):
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        compare.run_compare(["a", "b"], "Pendulum", n=5, K=2, out=out, echo=stop_after_first)
+    shutil.rmtree(out / "Pendulum-v1" / "b" / "seed_7")
+    code, text, err = run_cli("compare", "a", "b", "--env", "Pendulum", "--n", "5", "--K", "2", "--out", out)
+    assert code == 0, err
+    assert "stopped before interim 2: b is imported with 9 runs and interim 2 needs 10" in err
+    assert "not finished after interim 1" in text and "undecided" in text
+
+
+def test_compare_with_too_few_imported_runs_is_refused(tmp_path, run_cli):
+    out = tmp_path / "runs"
+    csv_path = _adastop_csv(tmp_path / "scores.csv", {"a": -300.0, "b": -200.0}, runs=3)
+    assert run_cli("import", "adastop", csv_path, "--env", "Pendulum", "--out", out)[0] == 0
+    before = tree(out)
+    code, _, err = run_cli("compare", "a", "b", "--env", "Pendulum", "--n", "5", "--out", out)
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "pass --n 3 or fewer" in err
+    assert tree(out) == before
+
+
+def test_report_on_imported_records(tmp_path, run_cli):
+    np.savez(tmp_path / "scores.npz", **hand_scores(1))
+    out = tmp_path / "runs"
+    assert run_cli("import", "rliable", tmp_path / "scores.npz", "--env", "MountainCarContinuous,Pendulum",
+                   "--out", out)[0] == 0
+    code, text, err = run_cli("report", out, "--out", tmp_path / "report", "--reps", "200")
+    assert code == 0, err
+    board = (tmp_path / "report" / "leaderboard.md").read_text()
+    assert "| A" in board or "A |" in board or " A " in board
+    assert "24 runs" in text
