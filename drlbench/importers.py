@@ -233,23 +233,25 @@ def read_monitor(path: Path) -> tuple[float, np.ndarray]:
 
 def read_monitors(paths: list[Path], window: int) -> tuple[list[dict], dict]:
     """Monitor files of one run (one per parallel env) -> rows of `window` training episodes."""
-    merged = []
+    merged, starts = [], []
     for path in paths:
         t_start, table = read_monitor(path)
+        starts.append(t_start)
         merged.extend((t_start + t, r, l) for r, l, t in table)
     if not merged:
         raise UsageError(f"{paths[0]}: holds no finished episode")
     merged.sort(key=lambda e: e[0])
     clock, returns, lengths = (np.array(column) for column in zip(*merged))
     steps = np.cumsum(lengths)
-    walls = clock - min(read_monitor(p)[0] for p in paths)
+    walls = clock - min(starts)
     rows = _windows(returns, steps, lengths, walls, window)
     return rows, {"training_episodes": int(returns.size), "training_steps": int(steps[-1]),
                   "wall_time_s": float(walls[-1])}
 
 
 def _zoo_env(name: str) -> str | None:
-    match = re.fullmatch(r"(.+)_(\d+)", name)
+    """`CartPole-v1` of an RL Zoo run folder `CartPole-v1_3` (None for other names)."""
+    match = re.fullmatch(r"(.+-v\d+)_(\d+)", name)
     return match.group(1) if match else None
 
 

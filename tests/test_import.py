@@ -469,3 +469,18 @@ def test_report_on_imported_records(tmp_path, run_cli):
     board = (tmp_path / "report" / "leaderboard.md").read_text()
     assert "| A" in board or "A |" in board or " A " in board
     assert "24 runs" in text
+
+
+def test_folders_named_like_zoo_runs_but_not_gym_ids_are_all_runs(tmp_path, run_cli):
+    for name, returns in (("run_1", [1.0, 3.0]), ("run_2", [5.0, 7.0]), ("Pendulum-v1_9", [0.0, 2.0])):
+        (tmp_path / "src" / name).mkdir(parents=True)
+        lines = ['#{"t_start": 100.0, "env_id": "Pendulum-v1"}', "r,l,t"]
+        lines += [f"{r},200,{i + 1}.5" for i, r in enumerate(returns)]
+        (tmp_path / "src" / name / "monitor.csv").write_text("\n".join(lines) + "\n")
+    code, _, err = run_cli("import", "sb3", tmp_path / "src", "--agent", "x", "--env", "Pendulum",
+                           "--seed-from-path", r"_(\d+)$", "--window", "2", "--out", tmp_path / "runs")
+    assert code == 0, err
+    runs = {r.seed: r for r in results.scan(tmp_path / "runs")[0]}
+    assert {seed: run.final for seed, run in runs.items()} == {1: 2.0, 2: 6.0, 9: 1.0}
+    assert runs[1].steps == 400
+    assert json.loads((runs[1].path / "run.json").read_text())["wall_time_s"] == 2.5
