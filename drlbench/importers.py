@@ -333,9 +333,24 @@ def read_scalars(path: Path) -> dict[str, list]:
             accumulator.Reload()
         except Exception as exc:  # the reader raises its own DataLossError and friends
             raise UsageError(f"{file}: unreadable TensorBoard event file ({type(exc).__name__}: {exc})") from None
-        for tag in accumulator.Tags().get("scalars", []):
+        for tag in accumulator.Tags().get("scalars", []):   # torch's SummaryWriter, tensorboardX
             scalars.setdefault(tag, []).extend((e.wall_time, e.step, e.value) for e in accumulator.Scalars(tag))
+        for tag in accumulator.Tags().get("tensors", []):   # tf.summary.scalar (TF2) writes tensors
+            points = [(e.wall_time, e.step, _scalar(e.tensor_proto)) for e in accumulator.Tensors(tag)]
+            if points and all(value is not None for _, _, value in points):
+                scalars.setdefault(tag, []).extend(points)
     return scalars
+
+
+def _scalar(proto) -> float | None:
+    """The value of a single-number tensor proto, else None."""
+    from tensorboard.util import tensor_util
+
+    try:
+        array = tensor_util.make_ndarray(proto)
+    except Exception:  # noqa: BLE001 - any undecodable tensor is "not a scalar"
+        return None
+    return float(array) if array.size == 1 and np.issubdtype(array.dtype, np.number) else None
 
 
 def read_tensorboard_run(path: Path, tag_name: str | None, window: int | None) -> tuple[list[dict], dict, float]:

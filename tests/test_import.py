@@ -484,3 +484,25 @@ def test_folders_named_like_zoo_runs_but_not_gym_ids_are_all_runs(tmp_path, run_
     assert {seed: run.final for seed, run in runs.items()} == {1: 2.0, 2: 6.0, 9: 1.0}
     assert runs[1].steps == 400
     assert json.loads((runs[1].path / "run.json").read_text())["wall_time_s"] == 2.5
+
+
+def test_tensorboard_tensor_scalars_as_tf2_writes_them(tmp_path, run_cli):
+    """tf.summary.scalar stores a tensor, not a simple_value; written here with tensorboard's own
+    event writer and protos (no TensorFlow needed)."""
+    pytest.importorskip("tensorboard")
+    from tensorboard.compat.proto import event_pb2, summary_pb2
+    from tensorboard.summary.writer.event_file_writer import EventFileWriter
+    from tensorboard.util import tensor_util
+
+    writer = EventFileWriter(str(tmp_path / "tf2"))
+    metadata = summary_pb2.SummaryMetadata(plugin_data=summary_pb2.SummaryMetadata.PluginData(plugin_name="scalars"))
+    for step, value in ((100, -900.0), (200, -400.0), (300, -250.0)):
+        summary = summary_pb2.Summary(value=[summary_pb2.Summary.Value(
+            tag="eval/mean_reward", metadata=metadata, tensor=tensor_util.make_tensor_proto(np.float32(value)))])
+        writer.add_event(event_pb2.Event(wall_time=1000.0 + step, step=step, summary=summary))
+    writer.close()
+    code, _, err = run_cli("import", "tensorboard", tmp_path / "tf2", "--agent", "tf", "--env", "Pendulum",
+                           "--out", tmp_path / "runs")
+    assert code == 0, err
+    (run,) = results.scan(tmp_path / "runs")[0]
+    assert (run.final, run.best, run.last_step) == (-250.0, -250.0, 300)
