@@ -163,19 +163,18 @@ def test_k_step_sampler_by_hand():
 
 def test_q_loss_weight_alpha_is_eta_over_mean_abs_q():
     agent = make_agent(seeds=(0, 1), overrides=["eta=0.3"])
-    q = torch.tensor([[[1.0, -3.0, 2.0], [4.0, 2.0, -6.0]],
-                      [[-2.0, -2.0, -2.0], [1.0, 1.0, 1.0]]])                  # (P=2, 2 heads, B=3)
+    q = torch.tensor([[[1.0, -3.0, 5.0], [4.0, 2.0, -6.0]],          # member 0: Q1 mean 1, E|Q1| 3; Q2 mean 0, E|Q2| 4
+                      [[-2.0, -2.0, -2.0], [1.0, 1.0, 1.0]]])        # (P=2, 2 heads, B=3)
     (coin,) = next_draws(agent, (1,), kind="rand")
     loss, inv = agent.q_loss(q)
-    if coin.item() > 0.5:       # member 0: j = 1, k = 2  (DQL: -Q1.mean() / |Q2|.mean())
-        assert loss[0].item() == pytest.approx(-(0.0 / 3) / 4.0) and inv[0].item() == pytest.approx(0.25)
-    else:                       # j = 2, k = 1
-        assert loss[0].item() == pytest.approx(0.0) and inv[0].item() == pytest.approx(1 / 2)
-    for kind, loss0, inv0 in (("min", -(-3 - 6 + 1) / 3 / (8 / 3 * 3 / 3), 3 / 10), ("q1", 0.0, 0.5)):
-        other = make_agent(overrides=[f"actor_q={kind}"])
-        loss, inv = other.q_loss(q[:1])
-        assert inv[0].item() == pytest.approx(inv0) and loss[0].item() == pytest.approx(-(q[:1].min(1).values.mean()
-                                                                                             if kind == "min" else 0.0) * inv0)
+    if coin.item() > 0.5:       # DQL: j = 1, k = 2: -Q1.mean() / |Q2|.mean()
+        assert (loss[0].item(), inv[0].item()) == pytest.approx((-1 / 4, 1 / 4))
+    else:                       # j = 2, k = 1: -Q2.mean() / |Q1|.mean()
+        assert (loss[0].item(), inv[0].item()) == pytest.approx((0.0, 1 / 3))
+    # min of the twins: [1, -3, -6], mean -8/3, E|.| 10/3;  q1: mean 1, E|.| 3
+    for kind, expected in (("min", (0.8, 0.3)), ("q1", (-1 / 3, 1 / 3))):
+        loss, inv = make_agent(overrides=[f"actor_q={kind}"]).q_loss(q[:1])
+        assert (loss[0].item(), inv[0].item()) == pytest.approx(expected)
     # the update logs alpha = eta / E|Q_k(s, a_theta)|, and the actor loss is bc + eta q_loss
     metrics = agent.update(tiny_batch(p=2))
     assert torch.allclose(metrics["actor_loss"], metrics["bc_loss"] + 0.3 * metrics["q_loss"])
@@ -321,7 +320,9 @@ def test_preset_resolves_and_is_an_offline_agent():
 
 @pytest.mark.slow
 def test_ofql_beats_bc_on_medium_replay(run_cli, tmp_path):
-    """A small pendulum-medium-replay (a 4k-step SAC behaviour run), 2 seeds each at 2k gradient steps."""
+    """A small pendulum-medium-replay (a 4k-step SAC behaviour run, mean return -1399), 2 seeds each at 3k
+    gradient steps. Measured: OFQL -1024 / -1052 vs BC -1321 / -1533 (at 2k steps OFQL was not yet ahead:
+    -1375 / -1447). About 90 s of CPU, two thirds of it OFQL's 3k updates of two members."""
     import os
 
     from drlbench.cli import main
@@ -334,8 +335,9 @@ def test_ofql_beats_bc_on_medium_replay(run_cli, tmp_path):
         finals = {}
         for agent, extra in (("bc", ["hidden_sizes=[64,64]"]),
                              ("ofql", ["hidden_sizes=[64,64]", "act_candidates=10"])):
-            code, _, err = run_cli("run", agent, "--env", "pendulum-medium-replay", "--steps", "2000",
-                                   "--eval-every", "2000", "--seeds", "0-1", "--batched", "--out", tmp_path / "runs",
+            code, _, err = run_cli("run", agent, "--env", "pendulum-medium-replay", "--steps", "3000",
+                                   "--eval-every", "3000", "--seeds", "0-1", "--batched", "--out", tmp_path / "runs",
+                                   "--tag", agent,
                                    "--quiet", "--set", *extra)
             assert code == 0, err
             runs = (tmp_path / "runs").glob(f"pendulum-medium-replay/{agent}/seed_*/run.json")
