@@ -112,7 +112,7 @@ HAND = {
     "flex_dpo": (dict(beta_chosen=0.5, beta_rejected=1.0), sp(-(0.5 * 0.5 - 1.0 * -0.5))),
 }
 
-# losses whose gradient does not lower the chosen log-prob... by design, or that move both down
+# losses whose descent direction lowers the chosen log-probs too, by design (APO-down: lower both)
 LOWERS_CHOSEN = {"apo_anchored_down"}
 
 

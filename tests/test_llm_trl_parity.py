@@ -208,7 +208,7 @@ def orpo_case(lam=0.25):
     stub = SimpleNamespace(beta=lam, accelerator=_identity_accelerator())
     theirs = -ORPOTrainer.odds_ratio_loss(stub, avg[:B], avg[B:])[0].mean()      # the -lam * L_OR term
     batch = _pair_from_logits(logits, tok["chosen_mask"], tok["rejected_mask"])
-    loss, m = L.orpo(batch, lam=lam)
+    loss, _ = L.orpo(batch, lam=lam)
     ours = (loss - L.nll(batch.chosen_logps, batch.chosen_mask)).mean()
     return _compare(ours, theirs, logits)
 

@@ -248,7 +248,8 @@ def tgdpo(batch: PairBatch, beta: float, alpha: float = 0.5) -> tuple[torch.Tens
     """TGDPO (Zhu et al. 2025, "TGDPO: Harnessing Token-Level Reward Guidance for Enhancing Direct
     Preference Optimization"): each token's log-ratio gets its own strength,
     -log sigma(sum_t beta (1 + alpha beta r^w_t) h^w_t - sum_t beta (1 - alpha beta r^l_t) h^l_t),
-    r_t from `*_token_reward` (no gradient: a fixed token-reward model, or the task's true token reward)."""
+    r_t from `*_token_reward` (no gradient): in the paper r_t = log pi_rm(y_t) - log pi_ref(y_t) of a
+    DPO-trained model; on the toy tasks also the true token reward (an oracle ablation)."""
     if batch.chosen_token_reward is None or batch.rejected_token_reward is None:
         raise ValueError("tgdpo needs chosen_token_reward and rejected_token_reward in the PairBatch")
     r_tok_w = torch.where(batch.chosen_mask != 0, batch.chosen_token_reward.detach(), 0.0)
