@@ -27,9 +27,10 @@ Formats (what one evaluations.csv row is made of):
   folder of them (one per interim, in natural order): agent A's i-th score is its seed i.
 
 Seeds: the first group (or the whole match) of `seed_from_path` searched in the run's path
-relative to SOURCE (SOURCE's name when SOURCE is the run), else 0, 1, ... in natural path order. Unknown fields are written as
-`nan` (and `episodes` as 0). Everything is read and checked before anything is written: bad
-input is one UsageError line and leaves OUT untouched; an existing record is never replaced.
+relative to SOURCE (SOURCE's name when SOURCE is the run), else 0, 1, ... in natural path order.
+Unknown fields are written as `nan` (and `episodes` as 0). Everything is read and checked before
+anything is written: bad input is one UsageError line and leaves OUT untouched; an existing
+record is never replaced.
 """
 from __future__ import annotations
 
@@ -415,7 +416,8 @@ def read_score_dict(path: Path) -> dict[str, np.ndarray]:
         except (TypeError, ValueError):
             raise UsageError(f"{path}: {name!r} is not a rectangular numeric (runs, tasks) array") from None
         if array.ndim != 2 or 0 in array.shape:
-            hint = " (a (runs, tasks, checkpoints) array: keep the last checkpoint, [..., -1])" if array.ndim == 3 else ""
+            hint = (" (a (runs, tasks, checkpoints) array: keep the last checkpoint, [..., -1])"
+                    if array.ndim == 3 else "")
             raise UsageError(f"{path}: {name!r} has shape {array.shape}, expected (runs, tasks){hint}")
         _finite(array, f"{path} {name!r}")
         scores[str(name)] = array

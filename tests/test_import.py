@@ -6,7 +6,6 @@ nothing written."""
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np
@@ -342,7 +341,8 @@ BAD = [
                          "--out", "{existing}"], "exists"),
     ("stats --export: unknown format", ["stats", "{existing}", "--export", "csv", "{root}/x.csv"], "--export csv"),
     ("stats --export: wrong extension", ["stats", "{existing}", "--export", "rliable", "{root}/x.pkl"], "x.pkl"),
-    ("stats --export: missing folder", ["stats", "{existing}", "--export", "rliable", "{root}/no/x.npz"], "does not exist"),
+    ("stats --export: missing folder", ["stats", "{existing}", "--export", "rliable", "{root}/no/x.npz"],
+     "does not exist"),
 ]
 
 
