@@ -57,6 +57,7 @@ BACKENDS = {
     "dmc": "drlbench.envs.dmc",
     "minigrid": "drlbench.envs.minigrid",
     "warp": "drlbench.envs.warp",
+    "llm": "drlbench.llm.tasks",      # preference tasks of the LLM track (llm:bt-seq ...), no environment steps
 }
 _VERSION = re.compile(r"^(?P<name>.+)-v(?P<version>\d+)$")
 
@@ -113,6 +114,8 @@ def _backend_ids(prefix: str) -> dict[str, str]:
 
 def resolve(env_id: str) -> str:
     """Canonical ID (prefix kept only where it is not the default); a UsageError with close matches."""
+    if "?" in env_id and env_id.partition("?")[0].lower().startswith("llm:"):
+        return resolve_with_physics(env_id)   # LLM tasks carry their parameters in the ID: llm:len-bias?q=0.9
     prefix, _, name = env_id.rpartition(":")
     if prefix and prefix not in BACKENDS:
         raise unknown("environment backend", prefix, sorted(BACKENDS))
@@ -179,7 +182,8 @@ def check_physics(env_id: str, physics: dict[str, float]) -> None:
                          "(HalfCheetah-v5?gravity=2)")
     for key, value in physics.items():
         if key not in allowed:
-            raise UsageError(f"unknown physics parameter {key!r} of {name}; choose from: {', '.join(sorted(allowed))}")
+            kind = getattr(module, "PARAMETER_KIND", "physics parameter")
+            raise UsageError(f"unknown {kind} {key!r} of {name}; choose from: {', '.join(sorted(allowed))}")
         domain = allowed[key]
         if not (math.isfinite(value) and domain.contains(value)):
             raise UsageError(f"{name}?{key}={_number(value)}: {key} must be {domain.describe(float)}")
