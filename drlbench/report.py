@@ -267,11 +267,9 @@ def draw_figures(report: Report, figures: Path) -> None:
             point, lower, upper = iqm_band(_on_grid(group, grid, False)[:, None, :], CURVE_REPS, report.seed,
                                            f"curve/{env_id}/{label}")
             curves[label] = (grid, point, lower, upper)
-        episodes = sorted({str(report.meta[r.path].get("eval_episodes")) for r in report.runs
-                           if r.env_id == env_id})
         unit = steps_unit(report, [r for r in report.runs if r.env_id == env_id])
         add(("curve", env_id), f"curve-{_slug(env_id)}.png",
-            f"{env_id}: evaluation return (deterministic policy, mean over {'/'.join(episodes)} episode(s)) "
+            f"{env_id}: {evaluation_words([report.meta[r.path] for r in report.runs if r.env_id == env_id])} "
             f"against {unit}; line = IQM over seeds, band = 95% bootstrap interval "
             f"({CURVE_REPS:,} replicates).",
             lambda p, c=curves, e=env_id, u=unit: plots.sample_efficiency(
@@ -363,3 +361,12 @@ def write_report(runs_dir: Path, out: Path, suite: str | None = None, reps: int 
     _write(out / "leaderboard.md", render_markdown(report, runs_dir))
     _write(out / "index.html", render_html(report, runs_dir))
     return report
+
+
+def evaluation_words(metas: list[dict]) -> str:
+    """What the curves' returns are: drlbench's evaluations, and/or what imported records measured."""
+    imported = sorted({str(m["imported_from"].get("score", m["imported_from"].get("format")))
+                       for m in metas if m.get("imported_from")})
+    episodes = sorted({str(m.get("eval_episodes")) for m in metas if not m.get("imported_from")})
+    parts = [f"evaluation return (deterministic policy, mean over {'/'.join(episodes)} episode(s))"] if episodes else []
+    return "; ".join(parts + [f"imported: {text}" for text in imported])

@@ -42,6 +42,8 @@ def steps_text(steps) -> str:
 
 
 def protocol(meta: dict) -> str:
+    if meta.get("imported_from"):
+        return f"imported ({meta['imported_from'].get('format')})"
     episodes, every = meta.get("eval_episodes"), meta.get("eval_every_steps")
     text = f"{episodes} episode{'' if episodes == 1 else 's'}" if episodes is not None else "? episodes"
     return text + (f" every {every:,} steps" if isinstance(every, int) else "")

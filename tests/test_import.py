@@ -469,6 +469,8 @@ def test_report_on_imported_records(tmp_path, run_cli):
     board = (tmp_path / "report" / "leaderboard.md").read_text()
     assert "| A" in board or "A |" in board or " A " in board
     assert "24 runs" in text
+    assert "None episode" not in board and "imported (rliable)" in board
+    assert "imported: final score from an rliable score dict" in board
 
 
 def test_folders_named_like_zoo_runs_but_not_gym_ids_are_all_runs(tmp_path, run_cli):
