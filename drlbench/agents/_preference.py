@@ -65,8 +65,10 @@ class PreferenceAgent(Agent):
         flat = lambda x: x.reshape(p * b, *x.shape[2:])   # noqa: E731
         # the full distributions come with the log-probs at no extra cost, so the token KL (TDPO) and the
         # true token rewards (TGDPO's oracle token-reward model) are always in the batch
-        logp_w, dist_w = self.policy.token_logprobs(pairs.contexts, pairs.chosen, pairs.chosen_mask, full=True)
-        logp_l, dist_l = self.policy.token_logprobs(pairs.contexts, pairs.rejected, pairs.rejected_mask, full=True)
+        # (chosen and rejected in one forward pass)
+        logp, dist = self.policy.token_logprobs(pairs.contexts.repeat(1, 2), torch.cat([pairs.chosen, pairs.rejected], 1),
+                                                torch.cat([pairs.chosen_mask, pairs.rejected_mask], 1), full=True)
+        (logp_w, logp_l), (dist_w, dist_l) = logp.split(b, 1), dist.split(b, 1)
         batch = PairBatch(
             flat(logp_w), flat(logp_l), flat(pairs.ref_chosen), flat(pairs.ref_rejected),
             flat(pairs.chosen_mask), flat(pairs.rejected_mask),

@@ -55,8 +55,9 @@ class Pairs:
 def make_pairs(task: Task, sampler: TinyLM, reference: TinyLM, contexts: torch.Tensor,
                generators: list[torch.Generator]) -> Pairs:
     """Label two samples of `sampler` per context (P, B), with reference log-probs from `reference`."""
-    first, first_mask, _ = sampler.sample(contexts, generators)
-    second, second_mask, _ = sampler.sample(contexts, generators)
+    b = contexts.shape[1]
+    both, both_mask, _ = sampler.sample(contexts.repeat(1, 2), generators)   # two answers per context
+    (first, second), (first_mask, second_mask) = both.split(b, 1), both_mask.split(b, 1)
     uniforms = torch.stack([torch.rand(3, *contexts.shape[1:], generator=g, device=contexts.device)
                             for g in generators], 1)                       # (3, P, B)
     first_wins = task.label(contexts, first, second, uniforms)
