@@ -14,9 +14,11 @@ from drlbench.errors import UsageError
 from drlbench.loops import get_loop
 
 ENV = {"stream_q": "CartPole", "stream_td": "CartPole"}
+ENV.update({name: "llm:bt-seq?contexts=2,max_len=3,sft_steps=10,demos=64"   # LLM track: a tiny preference task
+            for name, cls in AGENTS.items() if cls.loop == "preference"})
 # Small networks and schedules that make a few environment steps train (each key only if the agent has it).
 TINY = {"learning_starts": "0", "random_steps": "0", "batch_size": "4", "buffer_size": "100",
-        "hidden_sizes": "[8]", "q_hidden_sizes": "[8]", "n_steps": "4", "vf_batch_size": "4"}
+        "hidden_sizes": "[8]", "q_hidden_sizes": "[8]", "n_steps": "4", "vf_batch_size": "4", "num_pairs": "16"}
 # Values other fields need for a boundary value to make sense (relations between fields).
 COMPANIONS = {
     ("buffer_size", 1): {"batch_size": "1"},
