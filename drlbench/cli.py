@@ -3,9 +3,11 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from pathlib import Path
 
 from drlbench.errors import UsageError
+from drlbench.launch import same_run_or_refuse  # noqa: F401  (moved there; kept importable from here)
 
 
 class Parser(argparse.ArgumentParser):
@@ -83,6 +85,7 @@ def build_parser() -> Parser:
     run.add_argument("--batched", action="store_true",
                      help="train all seeds as one batched computation (a population); one record per seed")
     run.add_argument("--jobs", type=positive_int, default=1, help="unbatched seeds run in this many processes")
+    add_backend_arguments(run)
     run.add_argument("--num-envs", type=positive_int, default=1, help="parallel environments per seed")
     run.add_argument("--device", default="cpu", help="torch device: cpu, cuda, cuda:1 ...")
     run.add_argument("--threads", type=positive_int, default=1, help="torch CPU threads per process (default 1)")
@@ -142,7 +145,38 @@ def build_parser() -> Parser:
                          help="override a hyperparameter of every agent, or AGENT:KEY=VALUE of one agent")
     compare.add_argument("--seed", type=int, default=0, help="seed of the random permutations (default 0)")
     compare.add_argument("--quiet", action="store_true", help="no training progress bars")
+    compare.add_argument("--jobs", type=positive_int, default=1,
+                         help="local backend: train each interim's runs in this many processes (default 1)")
+    add_backend_arguments(compare)
     compare.set_defaults(handler=cmd_compare)
+
+    sweep = verbs.add_parser(
+        "sweep", help="train every (agent, environment, seed) cell of a study, locally or on Ray",
+        description="Train every cell of AGENTS x ENVS x SEEDS into OUT/<env>/<label>/seed_<seed>/. Cells "
+                    "completed on disk are skipped, interrupted ones resumed from their checkpoints, failed ones "
+                    "left alone (--retry-failed reruns them). Ends with a summary table; `drlbench report OUT` "
+                    "makes the leaderboard.")
+    sweep.add_argument("--agents", nargs="+", required=True, metavar="AGENT", help="agents (see `drlbench list agents`)")
+    where = sweep.add_mutually_exclusive_group(required=True)
+    where.add_argument("--suite", help="every environment of this suite (see `drlbench list envs`)")
+    where.add_argument("--envs", nargs="+", metavar="ENV", help="these environments")
+    sweep.add_argument("--seeds", type=parse_seeds, default=[0], help="seeds: 0-4 or 0,2,7 (default 0)")
+    sweep.add_argument("--steps", type=positive_int, help="environment steps per seed (default: the suite's budget)")
+    sweep.add_argument("--batched", action="store_true",
+                       help="train each (agent, env)'s seeds as one batched computation, one cell")
+    sweep.add_argument("--jobs", type=positive_int, default=1, help="local backend: cells run in this many processes")
+    add_backend_arguments(sweep)
+    sweep.add_argument("--threads", type=positive_int, default=1,
+                       help="torch CPU threads per cell; on Ray the CPUs each cell asks for (default 1)")
+    sweep.add_argument("--device", default="cpu", help="torch device: cpu, cuda, cuda:1 ...")
+    sweep.add_argument("--eval-every", type=positive_int, help="environment steps between evaluations")
+    sweep.add_argument("--eval-episodes", type=positive_int, help="episodes per evaluation")
+    sweep.add_argument("--out", type=Path, default=Path("runs"), help="directory for run records (default runs/)")
+    sweep.add_argument("--set", dest="overrides", action="extend", nargs="+", default=[], metavar="KEY=VALUE",
+                       help="override a hyperparameter of every agent, or AGENT:KEY=VALUE of one agent")
+    sweep.add_argument("--retry-failed", action="store_true", help="rerun cells whose records say failed")
+    sweep.add_argument("--quiet", action="store_true", help="no line per finished cell")
+    sweep.set_defaults(handler=cmd_sweep)
 
     dataset = verbs.add_parser("dataset", help="make and inspect offline datasets (D4RL layout, Minari)",
                                description="Offline datasets: `collect` makes one with drlbench's own agents (the "
@@ -246,60 +280,29 @@ def check_writable(out: Path) -> None:
         raise UsageError(f"cannot write run records to {out}: {existing} is not writable")
 
 
-def same_run_or_refuse(record, config) -> None:
-    """An existing record at this run's path must be of the same agent and hyperparameters."""
-    import json
+def add_backend_arguments(verb) -> None:
+    verb.add_argument("--backend", choices=["local", "ray"], default="local",
+                      help="local: this machine (processes, --jobs); ray: a Ray cluster, each cell a task "
+                           "(pip install 'drlbench[ray]')")
+    verb.add_argument("--address", help="ray backend: the cluster's address (default auto: the one `ray start` "
+                                        "made on this machine; local: start a private one)")
 
-    meta = record.meta
-    if meta.get("agent") != config.agent:
-        raise UsageError(f"{record.path} holds a run of agent {meta.get('agent')!r}, not {config.agent!r}; "
-                         f"choose another --out or --tag")
-    if meta.get("sim_env") != config.sim_env:
-        raise UsageError(f"{record.path} holds a run with sim_env {meta.get('sim_env')!r}, not {config.sim_env!r}; "
-                         f"choose another --out or --tag")
-    resolved = json.loads(json.dumps(config.hyperparameter_dict(), default=str))
-    if meta.get("hyperparameters") is not None and meta["hyperparameters"] != resolved:
-        changed = sorted(k for k in resolved if meta["hyperparameters"].get(k) != resolved[k])
-        raise UsageError(f"{record.path} was run with other hyperparameters ({', '.join(changed) or 'keys differ'}); "
-                         f"choose another --out or --tag")
+
+def launcher(args):
+    from drlbench.launch import backend
+
+    return backend(args.backend, jobs=args.jobs, threads=getattr(args, "threads", 1), address=args.address)
 
 
 def resolve_run(args) -> tuple[list, list[int]]:
     """Turn CLI arguments into RunConfigs (one per batch) and the seeds already completed."""
-    import dataclasses
-
-    from drlbench.records import RunRecord, run_dir
+    from drlbench.launch import plan
 
     template = resolve_variant(args)
     seeds = args.seeds or [args.seed if args.seed is not None else 0]
-
     check_writable(args.out)
-    todo, done = [], []
-    for seed in seeds:
-        path = run_dir(args.out, template.env_id, template.label, seed)
-        if (path / "run.json").exists():
-            record = RunRecord.load(path)
-            same_run_or_refuse(record, template)
-            status = record.meta.get("status")
-            if status == "completed":
-                done.append(seed)
-                continue
-            if not args.resume:
-                raise UsageError(f"{path} exists with status {status!r}; pass --resume to continue it, "
-                                 f"or remove the directory")
-        todo.append(seed)
-    groups = [todo] if args.batched and todo else [[s] for s in todo]
-    configs = [dataclasses.replace(template, seeds=tuple(group)) for group in groups]
-    return configs, done
-
-
-def _train_one(cfg, resume: bool, threads: int):
-    import torch
-
-    from drlbench.harness import train
-
-    torch.set_num_threads(threads)
-    return [r.meta for r in train(cfg, resume=resume)]
+    found = plan(template, seeds, batched=args.batched, resume=args.resume)
+    return found.configs, found.done
 
 
 def cmd_run(args) -> int:
@@ -311,32 +314,88 @@ def cmd_run(args) -> int:
             import tensorboard  # noqa: F401
         except ImportError:
             raise UsageError("--tensorboard needs the tensorboard package: pip install 'drlbench[tensorboard]'") from None
-    results = []
-    try:
-        if args.jobs > 1 and len(configs) > 1:
-            import multiprocessing as mp
-            from concurrent.futures import ProcessPoolExecutor
+    from drlbench.launch import launch
 
-            with ProcessPoolExecutor(args.jobs, mp_context=mp.get_context("spawn")) as pool:
-                futures = [pool.submit(_train_one, cfg, args.resume, args.threads) for cfg in configs]
-                for future in futures:
-                    results.extend(future.result())
-        else:
-            for cfg in configs:
-                results.extend(_train_one(cfg, args.resume, args.threads))
+    try:
+        # one process stops at the first failure, as before; a pool finishes the cells it has
+        outcomes = launch(configs, launcher(args), resume=args.resume, stop_on_failure=args.jobs == 1)
     except KeyboardInterrupt:
         print("drlbench: interrupted; continue with the same command plus --resume", file=sys.stderr)
         return 130
-    except UsageError:
-        raise
-    except Exception as exc:  # the run record holds the error and error.txt the traceback
-        print(f"drlbench: run failed: {type(exc).__name__}: {exc}", file=sys.stderr)
-        return 1
-    for meta in results:
+    for outcome in outcomes:
+        if outcome.status == "refused":
+            raise UsageError(outcome.error)
+        if outcome.status == "interrupted":
+            print("drlbench: interrupted; continue with the same command plus --resume", file=sys.stderr)
+            return 130
+        if outcome.status != "completed":  # the run record holds the error and error.txt the traceback
+            print(f"drlbench: run failed: {outcome.error}", file=sys.stderr)
+            return 1
+    for meta in sorted((m for o in outcomes for m in o.metas), key=lambda m: configs_order(configs, m)):
         print(f"{meta['label']} {meta['env_id']} seed {meta['seed']}: final return {meta['final_score']:.2f} "
               f"(best {meta['best_score']:.2f}) after {meta['steps_done']:,} steps, "
               f"{meta['steps_done'] / max(meta['wall_time_s'], 1e-9):.0f} steps/s")
     return 0
+
+
+def configs_order(configs, meta) -> tuple[int, int]:
+    """Results print in the order the seeds were asked for, whichever cell finished first."""
+    for i, cfg in enumerate(configs):
+        if meta["seed"] in cfg.seeds:
+            return i, list(cfg.seeds).index(meta["seed"])
+    return len(configs), meta["seed"]
+
+
+# --- sweep --------------------------------------------------------------------------------
+def cmd_sweep(args) -> int:
+    from drlbench import envs
+    from drlbench.compare import split_overrides
+    from drlbench.config import get_suite, resolve
+    from drlbench.launch import check_pair, describe, echo, launch, plan, summary_table
+
+    env_ids = list(get_suite(args.suite).envs) if args.suite else [envs.resolve(e) for e in args.envs]
+    twice = sorted({a for a in args.agents if args.agents.count(a) > 1})
+    if twice:
+        raise UsageError(f"agent {twice[0]!r} is listed twice")
+    check_writable(args.out)
+    backend = launcher(args)
+    overrides = split_overrides(args.overrides, args.agents)
+    configs, skipped = [], {}
+    for env_id in env_ids:   # everything is resolved and checked before anything trains
+        for agent in args.agents:
+            template = resolve(agent, env_id, overrides[agent], steps=args.steps, device=args.device,
+                               eval_every=args.eval_every, eval_episodes=args.eval_episodes, out=args.out,
+                               batched=args.batched, progress="off")
+            check_pair(template)
+            found = plan(template, args.seeds, batched=args.batched, resume=True, skip_failed=not args.retry_failed)
+            configs += found.configs
+            skipped[(template.env_id, template.label)] = {"done": found.done, "failed": found.failed, "out": args.out}
+    total = sum(len(v["done"]) for v in skipped.values())
+    failed = sum(len(v["failed"]) for v in skipped.values())
+    seeds = sum(len(c.seeds) for c in configs)
+    echo(f"sweep: {len(args.agents)} agent(s) x {len(env_ids)} environment(s) x {len(args.seeds)} seed(s): "
+         f"{seeds} seed(s) to train in {len(configs)} cell(s) on {args.backend}; {total} completed on disk "
+         f"(skipped)" + (f", {failed} failed on disk (skipped; --retry-failed reruns them)" if failed else ""))
+    counter = iter(range(1, len(configs) + 1))
+    started = time.monotonic()
+    quiet = args.quiet
+
+    def progress(outcome):
+        if not quiet:
+            echo(f"[{next(counter)}/{len(configs)}] {describe(outcome)}")
+
+    outcomes, interrupted = [], False
+    try:
+        outcomes = launch(configs, backend, resume=True, on_outcome=lambda o: (outcomes.append(o), progress(o)))
+    except KeyboardInterrupt:
+        interrupted = True
+    print("\n".join(summary_table(outcomes, skipped)))
+    print(f"\n{len(outcomes)} of {len(configs)} cell(s) finished in {time.monotonic() - started:.1f} s; "
+          f"leaderboard: drlbench report {args.out} --out {args.out}")
+    if interrupted:
+        print("drlbench: interrupted; the same command resumes the unfinished cells", file=sys.stderr)
+        return 130
+    return 0 if all(o.status == "completed" for o in outcomes) else 1
 
 
 # --- list ---------------------------------------------------------------------------------
@@ -479,7 +538,8 @@ def cmd_compare(args) -> int:
     try:
         test, agents = run_compare(args.agents, args.env, n=args.n, K=args.K, alpha=args.alpha, B=args.B,
                                    steps=args.steps, out=args.out, overrides=args.overrides, seed=args.seed,
-                                   quiet=args.quiet, echo=lambda line: print(line, file=sys.stderr))
+                                   quiet=args.quiet, echo=lambda line: print(line, file=sys.stderr),
+                                   launcher=None if args.backend == "local" and args.jobs == 1 else launcher(args))
     except StatsError as exc:
         raise UsageError(str(exc)) from None
     except KeyboardInterrupt:

@@ -145,13 +145,20 @@ def state_path(out: Path, contenders_: list[Contender]) -> Path:
 
 
 def _train(config) -> None:
-    """Train one seed (resuming its checkpoint if there is one). Tests replace this."""
-    import torch
+    """Train one seed in this process (resuming its checkpoint if there is one). Tests replace this."""
+    from drlbench.launch import Local, launch
 
-    from drlbench.harness import train
+    (outcome,) = launch([config], Local(jobs=1, threads=1), resume=True)
+    _raise_unless_completed(outcome)
 
-    torch.set_num_threads(1)
-    train(config, resume=True)
+
+def _raise_unless_completed(outcome) -> None:
+    if outcome.status == "refused":
+        raise UsageError(outcome.error)
+    if outcome.status == "interrupted":
+        raise KeyboardInterrupt
+    if outcome.status != "completed":
+        raise RuntimeError(f"{outcome.label} seed {outcome.seeds[0]} {outcome.status}: {outcome.error}")
 
 
 class Scores:
@@ -160,6 +167,7 @@ class Scores:
     def __init__(self, out: Path, contenders_: list[Contender]):
         self.out = Path(out)
         self.reusable: dict[tuple[str, int], Run] = {}
+        self.trained_in_parallel: set[tuple[str, int]] = set()   # by train_all: counted as trained
         env_dir = self.out / contenders_[0].config.env_id
         runs = scan(env_dir)[0] if env_dir.is_dir() else []
         for c in contenders_:
@@ -181,6 +189,9 @@ class Scores:
         scores, trained = [], 0
         for seed in seeds:
             run = self.reusable.get((contender.name, seed))
+            if (contender.name, seed) in self.trained_in_parallel:
+                self.trained_in_parallel.discard((contender.name, seed))
+                trained += 1
             if run is None and contender.imported:
                 raise UsageError(f"{contender.name} is imported: drlbench cannot train its run {seed}")
             if run is None:
@@ -196,6 +207,31 @@ class Scores:
                 self.reusable[(contender.name, seed)] = run
             scores.append(run.final)
         return scores, trained
+
+    def train_all(self, wanted: list[tuple[Contender, list[int]]], launcher) -> None:
+        """Train the missing seeds of every contender at once on `launcher` (an interim's runs in
+        parallel), so that get() then finds them all."""
+        from drlbench.launch import launch
+        from drlbench.records import run_dir
+
+        configs = []
+        for contender, seeds in wanted:
+            cfg = contender.config
+            for seed in seeds:
+                if contender.imported or (contender.name, seed) in self.reusable:
+                    continue
+                self._check_slot(run_dir(self.out, cfg.env_id, cfg.label, seed), contender)
+                configs.append((contender, dataclasses.replace(cfg, seeds=(seed,), progress="off")))
+        outcomes = launch([cfg for _, cfg in configs], launcher, resume=True)
+        for outcome in outcomes:
+            _raise_unless_completed(outcome)
+        for contender, cfg in configs:
+            path = run_dir(self.out, cfg.env_id, cfg.label, cfg.seeds[0])
+            try:
+                self.reusable[(contender.name, cfg.seeds[0])] = read_run(path)
+            except RecordError as exc:
+                raise UsageError(f"{path}: training ended without a usable record ({exc})") from None
+        self.trained_in_parallel.update((c.name, cfg.seeds[0]) for c, cfg in configs)
 
     @staticmethod
     def _check_slot(path: Path, contender: Contender) -> None:
@@ -251,8 +287,10 @@ def _seed_range(seeds: list[int]) -> str:
 def run_compare(agents: list[str], env: str, *, n: int = 5, K: int = 5, alpha: float = 0.05,
                 B: int = 10_000, steps: int | None = None, out: Path = Path("runs"),
                 overrides: list[str] = (), seed: int = 0, quiet: bool = False,
-                echo=print) -> tuple[AdaStop, list[Contender]]:
-    """Run (or continue) the comparison; returns the AdaStop test and the agents."""
+                echo=print, launcher=None) -> tuple[AdaStop, list[Contender]]:
+    """Run (or continue) the comparison; returns the AdaStop test and the agents. With a
+    `launcher` (drlbench.launch: a process pool or Ray) each interim's missing runs train in
+    parallel on it; without one they train one after another in this process."""
     found = contenders(list(agents), env, steps, Path(out), list(overrides), quiet)
     path = state_path(out, found)
     K = _interims_possible(found, n, K, path, echo)
@@ -274,6 +312,8 @@ def run_compare(agents: list[str], env: str, *, n: int = 5, K: int = 5, alpha: f
                  f"needs {n * k}; drlbench cannot train it, so the decisions so far stand (import more runs of "
                  "it and run the same command again to continue)")
             break
+        if launcher is not None:
+            scores.train_all([(c, list(range(n * k))) for c in found if c.name in running], launcher)
         batch, notes = {}, []
         for c in found:
             if c.name not in running:
