@@ -274,6 +274,9 @@ def draw_figures(report: Report, figures: Path) -> None:
             f"({CURVE_REPS:,} replicates).",
             lambda p, c=curves, e=env_id, u=unit: plots.sample_efficiency(
                 p, c, styles, e, "return per episode (IQM over seeds)", u))
+    from drlbench.report_llm import draw_llm_figures
+
+    draw_llm_figures(report, add)   # LLM track: regret-vs-KL frontier per llm: task
     table = report.table
     if table is None:
         return

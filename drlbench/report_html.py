@@ -110,6 +110,9 @@ def render_html(report: Report, runs_dir: Path) -> str:
         body.append(f'<div class="env"><div><h3>{_h(env_id)}</h3><p class="note">{_h(note)}</p>'
                     + _html_table(header, cells, right) + "</div>" + _figure(report, ("curve", env_id)) + "</div>")
     body.append("</section>")
+    from drlbench.report_llm import llm_html
+
+    body.append(llm_html(report, _html_table, _figure))
 
     if "aggregate_curve" in report.figures:
         body.append('<section id="efficiency"><h2>Sample efficiency and performance profiles</h2><div class="figs">'

@@ -56,6 +56,9 @@ def render_markdown(report: Report, runs_dir: Path) -> str:
         header, cells, right, note = env_table(report, env_id, ci_text, lambda label: label)
         out += [f"### {env_id}", "", note, ""] + _md_table(header, cells, right)
         out += [""] + _md_figure(report, ("curve", env_id))
+    from drlbench.report_llm import llm_markdown
+
+    out += llm_markdown(report, _md_table, _md_figure)
     if "aggregate_curve" in report.figures:
         out += ["## Sample efficiency and performance profiles", ""]
         out += _md_figure(report, "aggregate_curve") + _md_figure(report, "profiles")

@@ -274,14 +274,15 @@ class Task:
         pi, ref = logp.exp(), ref_logp.exp()
         reward = (pi * r).sum(-1)                                        # (P, C)
         kl = (pi * (logp - ref_logp)).sum(-1)
-        _, j_star = self.optimum(ref_logp)
+        log_star, j_star = self.optimum(ref_logp)
+        kl_star = (log_star.exp() * (log_star - ref_logp)).sum(-1)      # KL(pi* || pi_ref): where pi* sits
         regret = j_star - (reward - beta * kl)
         regret_ref = j_star - (ref * r).sum(-1)
         win = torch.stack([((pi[:, c] @ self.matrix(c)) * ref[:, c]).sum(-1) for c in range(r.shape[0])], -1)
         mean = {k: v.mean(-1) for k, v in dict(reward=reward, kl=kl, regret=regret, regret_ref=regret_ref,
                                                   win_rate=win, length=(pi * self.lengths.double()).sum(-1),
                                                   ref_length=(ref * self.lengths.double()).sum(-1),
-                                                  mass=pi.sum(-1)).items()}
+                                                  kl_star=kl_star, mass=pi.sum(-1)).items()}
         mean["score"] = 1.0 - mean["regret"] / mean["regret_ref"]
         return mean
 

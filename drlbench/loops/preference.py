@@ -27,7 +27,7 @@ from drlbench.harness import Session
 from drlbench.records import atomic_write
 
 USES_TRAINING_ENV = False    # the harness builds no training environment for this loop
-LLM_COLUMNS = ["step", "score", "reward", "kl", "regret", "regret_ref", "win_rate", "length", "ref_length"]
+LLM_COLUMNS = ["step", "score", "reward", "kl", "regret", "regret_ref", "win_rate", "length", "ref_length", "kl_star"]
 EVALUATION = ("exact, by enumeration of every response of every context: return_mean = 1 - regret/regret(pi_ref), "
               "regret = J(pi*) - J(pi), J = E[r] - beta KL(pi || pi_ref); length_mean = mean response length")
 

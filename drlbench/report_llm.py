@@ -1,0 +1,139 @@
+"""The report's LLM section: for every `llm:` task, the regret-vs-KL frontier of each method and a
+table of the exact end-of-run quantities. Reads run records only: `llm_evaluations.csv` beside each
+run's `evaluations.csv` (written by drlbench.loops.preference).
+
+Frontier plot: x = KL(pi || pi_ref), y = regret to the KL-regularised optimum (both exact). Each
+method's line joins its evaluations (mean over seeds at each step, from the reference at (0,
+regret(pi_ref)) onwards); dots are the seeds' final policies; the star marks pi* (KL(pi* || pi_ref),
+regret 0). Lower is better; a method far to the right of the star over-optimises.
+"""
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from drlbench.report import Report
+
+CAPTION = ("{env}: regret to the KL-regularised optimum against KL(pi || pi_ref), both exact (enumeration). "
+           "Lines: mean over seeds at each evaluation, starting at the reference; dots: each seed's final "
+           "policy; star: the optimum pi*. Lower is better.")
+NOTE = ("Exact end-of-run quantities, mean ± std over seeds: score = 1 - regret/regret(pi_ref) (the number the "
+        "leaderboard uses: reference 0, optimum 1), regret = J(pi*) - J(pi) with J = E[r] - beta KL, true reward "
+        "E[r], KL(pi || pi_ref), win rate against the reference under the true preference, mean response length "
+        "(the reference's in the last column).")
+
+
+def _rows(run) -> list[dict[str, float]]:
+    path = Path(run.path) / "llm_evaluations.csv"
+    if not path.exists():
+        return []
+    with open(path, newline="") as f:
+        return [{k: float(v) for k, v in row.items() if v not in ("", None)} for row in csv.DictReader(f)]
+
+
+def llm_tables(report: "Report") -> dict[str, dict[str, list[list[dict]]]]:
+    """env -> label -> [rows of each seed's llm_evaluations.csv]."""
+    found: dict[str, dict[str, list[list[dict]]]] = {}
+    for run in sorted(report.runs, key=lambda r: (r.env_id, r.label, r.seed)):
+        if run.env_id.startswith("llm:"):
+            rows = _rows(run)
+            if rows:
+                found.setdefault(run.env_id, {}).setdefault(run.label, []).append(rows)
+    return found
+
+
+def _slug(text: str) -> str:
+    import re
+
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", text)
+
+
+def draw_llm_figures(report: "Report", add) -> None:
+    """Add a frontier figure per llm: task through the report's `add(key, name, caption, draw)`."""
+    from drlbench import plots
+
+    styles = plots.style(report.labels)
+    for env_id, by_label in llm_tables(report).items():
+        add(("llm", env_id), f"llm-frontier-{_slug(env_id)}.png", CAPTION.format(env=env_id),
+            lambda p, e=env_id, b=by_label: _frontier(p, e, b, styles))
+
+
+def _frontier(path: Path, env_id: str, by_label: dict, styles: dict) -> None:
+    from drlbench.plots import _save, plt
+
+    fig, ax = plt.subplots(figsize=(6.4, 4.4))
+    stars = []
+    for label, seeds in sorted(by_label.items()):
+        n = min(len(rows) for rows in seeds)
+        kl = np.array([[r["kl"] for r in rows[:n]] for rows in seeds]).mean(0)
+        regret = np.array([[r["regret"] for r in rows[:n]] for rows in seeds]).mean(0)
+        color = styles.get(label, {}).get("color")
+        ax.plot(kl, regret, "-", color=color, lw=1.6, label=label, alpha=0.9)
+        ax.scatter([rows[-1]["kl"] for rows in seeds], [rows[-1]["regret"] for rows in seeds], s=14, color=color,
+                   alpha=0.7, zorder=3)
+        stars += [rows[-1]["kl_star"] for rows in seeds if "kl_star" in rows[-1]]
+    if stars:
+        ax.scatter([float(np.mean(stars))], [0.0], marker="*", s=160, color="black", zorder=4, label="optimum pi*")
+    ax.set_xlabel("KL(pi || pi_ref)  (nats, exact)")
+    ax.set_ylabel("regret J(pi*) - J(pi)  (exact)")
+    ax.set_title(env_id)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, frameon=False)
+    fig.tight_layout()
+    _save(fig, path)
+
+
+def _ms(values: list[float], digits: int = 3) -> str:
+    if not values:
+        return "-"
+    spread = f" ± {np.std(values, ddof=1):.{digits}f}" if len(values) > 1 else ""
+    return f"{np.mean(values):.{digits}f}{spread}"
+
+
+def llm_section(report: "Report") -> list[tuple[str, tuple, list[tuple], tuple]]:
+    """Per llm: task: (env_id, header, rows, right-aligned columns), methods ranked by mean score."""
+    out = []
+    for env_id, by_label in llm_tables(report).items():
+        rows = []
+        for label, seeds in by_label.items():
+            final = [rows_[-1] for rows_ in seeds]
+            col = lambda key: [r[key] for r in final if key in r]   # noqa: E731
+            rows.append((np.mean(col("score")), (label, len(final), _ms(col("score")), _ms(col("regret")),
+                                                 _ms(col("reward")), _ms(col("kl")), _ms(col("win_rate")),
+                                                 _ms(col("length"), 2), _ms(col("ref_length"), 2))))
+        rows.sort(key=lambda item: -item[0])
+        header = ("agent", "seeds", "score", "regret", "true reward", "KL to ref", "win rate vs ref", "length",
+                  "ref length")
+        out.append((env_id, header, [r for _, r in rows], tuple(range(1, 9))))
+    return out
+
+
+def llm_markdown(report: "Report", table, figure) -> list[str]:
+    """The section as Markdown lines (`table`, `figure`: report_markdown's helpers)."""
+    sections = llm_section(report)
+    if not sections:
+        return []
+    out = ["## LLM track: exact preference-optimisation metrics", "", NOTE, ""]
+    for env_id, header, rows, right in sections:
+        out += [f"### {env_id}", ""] + table(header, rows, right) + [""] + figure(report, ("llm", env_id))
+    return out
+
+
+def llm_html(report: "Report", table, figure) -> str:
+    """The section as HTML (`table`, `figure`: report_html's helpers)."""
+    from html import escape
+
+    sections = llm_section(report)
+    if not sections:
+        return ""
+    body = ['<section id="llm"><h2>LLM track: exact preference-optimisation metrics</h2>',
+            f'<p class="note">{escape(NOTE)}</p>']
+    for env_id, header, rows, right in sections:
+        body.append(f'<div class="env"><div><h3>{escape(env_id)}</h3>' + table(header, rows, right) + "</div>"
+                    + figure(report, ("llm", env_id)) + "</div>")
+    body.append("</section>")
+    return "".join(body)
