@@ -339,6 +339,10 @@ def backend(name: str, *, jobs: int = 1, threads: int = 1, address: str | None =
             raise UsageError("--address is for --backend ray")
         return Local(jobs=jobs, threads=threads)
     if name == "ray":
+        try:
+            import ray  # noqa: F401  (only this backend imports it)
+        except ImportError:
+            raise UsageError("--backend ray needs Ray: pip install 'drlbench[ray]'") from None
         return Ray(address=address or "auto", threads=threads)
     raise UsageError(f"--backend {name}: choose from local, ray")
 
