@@ -156,7 +156,8 @@ def build_parser() -> Parser:
                     "completed on disk are skipped, interrupted ones resumed from their checkpoints, failed ones "
                     "left alone (--retry-failed reruns them). Ends with a summary table; `drlbench report OUT` "
                     "makes the leaderboard.")
-    sweep.add_argument("--agents", nargs="+", required=True, metavar="AGENT", help="agents (see `drlbench list agents`)")
+    sweep.add_argument("--agents", nargs="+", required=True, metavar="AGENT",
+                       help="agents (see `drlbench list agents`)")
     where = sweep.add_mutually_exclusive_group(required=True)
     where.add_argument("--suite", help="every environment of this suite (see `drlbench list envs`)")
     where.add_argument("--envs", nargs="+", metavar="ENV", help="these environments")

@@ -32,7 +32,6 @@ import os
 import sys
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Callable
 
 from drlbench.errors import UsageError
@@ -254,8 +253,8 @@ class Ray:
             else:
                 ray.init(address=self.address, log_to_driver=True)
         except (ConnectionError, RuntimeError, ValueError) as exc:
-            raise UsageError(f"--address {self.address}: no Ray cluster to connect to ({_first_line(exc)}); start one with "
-                             "`ray start --head`, or pass --address local for a private one") from None
+            raise UsageError(f"--address {self.address}: no Ray cluster to connect to ({_first_line(exc)}); "
+                             "start one with `ray start --head`, or pass --address local for a private one") from None
         return ray, True
 
     def run(self, configs, resume: bool, report: Callable[[Outcome], bool]) -> None:

@@ -226,7 +226,8 @@ def test_ray_sweep_equals_local_and_a_failing_cell_fails_once(run_cli, tmp_path,
     ray_csv, local_csv = evaluations(tmp_path / "ray"), evaluations(tmp_path / "local")
     assert len(ray_csv) == 4 and ray_csv == local_csv
     for seed in (0, 1):
-        same_outcome(meta(tmp_path / "ray", f"*/stream_q/seed_{seed}"), meta(tmp_path / "local", f"*/stream_q/seed_{seed}"))
+        same_outcome(meta(tmp_path / "ray", f"*/stream_q/seed_{seed}"),
+                     meta(tmp_path / "local", f"*/stream_q/seed_{seed}"))
         failed = meta(tmp_path / "ray", f"*/ppo-*/seed_{seed}")
         assert failed["status"] == "failed" and failed["error"].startswith("NonFiniteError: non-finite")
         assert "resumed_at" not in failed   # not retried: a retry would resume from the step-0 record
