@@ -292,3 +292,28 @@ def test_compare_backend_ray_trains_each_interim_on_the_cluster(run_cli, tmp_pat
     assert code == 0, err
     assert ray_table == local_table and "stream_q vs stream_ac" in ray_table
     assert evaluations(tmp_path / "ray") == evaluations(tmp_path / "local") and len(evaluations(tmp_path / "ray")) == 4
+
+
+@pytest.mark.slow   # 13 s on 2 busy cores; the kill and sweep tests above keep the file near 90 s
+@needs_ray
+def test_ctrl_c_on_the_driver_leaves_ray_cells_interrupted_and_resumable(run_cli, tmp_path, cluster):
+    address, _ = cluster
+    args = ["sweep", "--agents", "stream_q", *CELL, "--seeds", "0,1", "--steps", "1200", "--eval-every", "200",
+            "--backend", "ray", "--address", address, "--out", tmp_path]
+    checkpoints = [tmp_path / "CartPole-v1" / "stream_q" / f"seed_{s}" / "checkpoint.pt" for s in (0, 1)]
+
+    def ctrl_c_once_both_checkpointed():
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and not all(c.exists() for c in checkpoints):
+            time.sleep(0.02)
+        os.kill(os.getpid(), signal.SIGINT)   # as a terminal's Ctrl-C does to the driver
+
+    threading.Thread(target=ctrl_c_once_both_checkpointed, daemon=True).start()
+    code, _, err = run_cli(*args)
+    assert code == 130 and "the same command resumes" in err
+    assert [meta(tmp_path, f"*/*/seed_{s}")["status"] for s in (0, 1)] == ["interrupted", "interrupted"]
+    code, _, err = run_cli(*args)
+    assert code == 0 and "2 seed(s) to train" in err, err
+    for seed in (0, 1):
+        resumed = meta(tmp_path, f"*/*/seed_{seed}")
+        assert resumed["status"] == "completed" and len(resumed["resumed_at"]) == 1
