@@ -370,9 +370,9 @@ def cmd_sweep(args) -> int:
             check_pair(template)
             found = plan(template, args.seeds, batched=args.batched, resume=True, skip_failed=not args.retry_failed)
             configs += found.configs
-            skipped[(template.env_id, template.label)] = {"done": found.done, "failed": found.failed, "out": args.out}
-    total = sum(len(v["done"]) for v in skipped.values())
-    failed = sum(len(v["failed"]) for v in skipped.values())
+            skipped[(template.env_id, template.label)] = found
+    total = sum(len(found.done) for found in skipped.values())
+    failed = sum(len(found.failed) for found in skipped.values())
     seeds = sum(len(c.seeds) for c in configs)
     echo(f"sweep: {len(args.agents)} agent(s) x {len(env_ids)} environment(s) x {len(args.seeds)} seed(s): "
          f"{seeds} seed(s) to train in {len(configs)} cell(s) on {args.backend}; {total} completed on disk "
@@ -385,12 +385,12 @@ def cmd_sweep(args) -> int:
         if not quiet:
             echo(f"[{next(counter)}/{len(configs)}] {describe(outcome)}")
 
-    outcomes, interrupted = [], False
+    outcomes, interrupted = [], False   # filled as cells finish, so a Ctrl-C keeps what finished
     try:
-        outcomes = launch(configs, backend, resume=True, on_outcome=lambda o: (outcomes.append(o), progress(o)))
+        launch(configs, backend, resume=True, on_outcome=lambda o: (outcomes.append(o), progress(o)))
     except KeyboardInterrupt:
         interrupted = True
-    print("\n".join(summary_table(outcomes, skipped)))
+    print("\n".join(summary_table(outcomes, skipped, args.out)))
     print(f"\n{len(outcomes)} of {len(configs)} cell(s) finished in {time.monotonic() - started:.1f} s; "
           f"leaderboard: drlbench report {args.out} --out {args.out}")
     if interrupted:

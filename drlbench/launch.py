@@ -364,9 +364,10 @@ def launch(configs, backend_, *, resume: bool, on_outcome: Callable[[Outcome], N
 
 
 # --- sweeps ------------------------------------------------------------------------------------
-def summary_table(outcomes: list[Outcome], skipped: dict[tuple[str, str], dict[str, list[int]]]) -> list[str]:
-    """Per (env, label): seeds completed / failed / other, mean final return of the completed ones
-    (this command's and those found on disk), and the failures' first error."""
+def summary_table(outcomes: list[Outcome], skipped: dict[tuple[str, str], Plan], out) -> list[str]:
+    """Per (env, label): seeds trained / skipped (completed on disk) / failed / other (interrupted,
+    lost), the mean final return of every completed seed (this command's and those on disk), then
+    one line per cell that did not complete."""
     import statistics
 
     from drlbench.compare import text_table
@@ -379,18 +380,16 @@ def summary_table(outcomes: list[Outcome], skipped: dict[tuple[str, str], dict[s
     for o in outcomes:
         by_key[(o.env_id, o.label)].append(o)
     for key in keys:
-        here, found = by_key[key], skipped.get(key, {})
+        here, found = by_key[key], skipped.get(key, Plan([], [], []))
         finals = [m["final_score"] for o in here if o.status == "completed" for m in o.metas]
-        out = found.get("out")
-        for seed in found.get("done", []):
+        for seed in found.done:
             meta = RunRecord.load(run_dir(out, key[0], key[1], seed)).meta
             finals.append(meta["final_score"])
         trained = sum(len(o.seeds) for o in here if o.status == "completed")
         failed = sum(len(o.seeds) for o in here if o.status in ("failed", "refused"))
         other = sum(len(o.seeds) for o in here if o.status in ("interrupted", "lost"))
         spread = f" +- {statistics.stdev(finals):.2f}" if len(finals) > 1 else ""
-        rows.append((key[0], key[1], str(trained), str(len(found.get("done", []))),
-                     str(failed + len(found.get("failed", []))), str(other),
+        rows.append((key[0], key[1], str(trained), str(len(found.done)), str(failed + len(found.failed)), str(other),
                      f"{statistics.fmean(finals):.2f}{spread} ({len(finals)})" if finals else "-"))
         for o in here:
             if o.status != "completed":
