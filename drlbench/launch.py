@@ -247,6 +247,8 @@ class Ray:
             raise UsageError("--backend ray needs Ray: pip install 'drlbench[ray]'") from None
         if ray.is_initialized():
             return ray, False
+        if self.address != "local":
+            self._probe()
         try:
             if self.address == "local":
                 ray.init(include_dashboard=False, log_to_driver=True)
@@ -256,6 +258,23 @@ class Ray:
             raise UsageError(f"--address {self.address}: no Ray cluster to connect to ({_first_line(exc)}); "
                              "start one with `ray start --head`, or pass --address local for a private one") from None
         return ray, True
+
+    def _probe(self, timeout_s: float = 5.0) -> None:
+        """Refuse an address where no cluster answers: ray.init would wait for it for minutes (an
+        `auto` address can name a cluster that stopped without `ray stop`)."""
+        import socket
+
+        try:
+            from ray._private.services import canonicalize_bootstrap_address_or_die
+
+            host, _, port = canonicalize_bootstrap_address_or_die(self.address).rpartition(":")
+        except Exception:   # Ray's own lookup fails (no cluster found) or changed: ray.init says why
+            return
+        try:
+            socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s).close()
+        except (OSError, ValueError) as exc:
+            raise UsageError(f"--address {self.address}: no Ray cluster answers at {host}:{port} ({exc}); start "
+                             "one with `ray start --head`, or pass --address local for a private one") from None
 
     def run(self, configs, resume: bool, report: Callable[[Outcome], bool]) -> None:
         ray, started_here = self.connect()
