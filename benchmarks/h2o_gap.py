@@ -17,8 +17,9 @@ that the contenders are resolved here with `sim_env`, which `drlbench compare` h
 Every run goes to results/offline/pendulum-medium-replay/<label>/seed_<s>/ (H2O and the sim-only SAC join
 the offline leaderboard of that task; run.json's sim_env / real_env tell them apart).
 
-Usage: DRLBENCH_DATA=/work/data nice -n 5 .venv/bin/python benchmarks/h2o_gap.py [--n 5] [--K 1]
-(one process, one thread; resumable: run it again after an interruption).
+Usage: DRLBENCH_DATA=/work/data nice -n 5 .venv/bin/python benchmarks/h2o_gap.py [AGENT ...] [--n 5] [--K 1]
+(one process, one thread; resumable: run it again after an interruption). With AGENT names (h2o sac_sim
+td3_bc iql) only those are compared, e.g. `h2o sac_sim` for the pairwise test. Results: benchmarks/notes/h2o.md.
 """
 from __future__ import annotations
 
