@@ -45,7 +45,8 @@ class Contender:
             return _jsonable({"agent": cfg.agent, "env_id": cfg.env_id, "imported_from": cfg.source})
         return _jsonable({"agent": cfg.agent, "env_id": cfg.env_id, "steps": cfg.steps,
                           "hyperparameters": cfg.hyperparameter_dict(),
-                          "eval_episodes": cfg.eval_episodes, "num_envs": cfg.num_envs})
+                          "eval_episodes": cfg.eval_episodes, "num_envs": cfg.num_envs,
+                          "sim_env": getattr(cfg, "sim_env", None)})   # a sim-trained run is another agent
 
 
 @dataclass(frozen=True)

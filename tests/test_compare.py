@@ -181,3 +181,16 @@ def test_per_agent_overrides(tmp_path, run_cli, monkeypatch):
     assert {r.hyperparameters["policy_delay"] for r in runs if r.agent == "td3"} == {3}
     assert all("policy_delay" not in r.hyperparameters for r in runs if r.agent == "sac")
     assert len(calls) == 10
+
+
+def test_a_sim_trained_run_is_not_reused_as_a_plain_one():
+    """`--sim-env` changes what was trained: compare's reuse check must tell the two apart."""
+    from drlbench.compare import Contender, _mismatch
+    from drlbench.config import resolve
+
+    plain = Contender("sac", resolve("sac", "Pendulum-v1", steps=3000))
+    sim = Contender("sac", resolve("sac", "Pendulum-v1", steps=3000, sim_env="Pendulum-v1?g=15"))
+    assert _mismatch(plain.identity, sim.identity) is not None
+    assert _mismatch(sim.identity, sim.identity) is None
+    record_without_key = {k: v for k, v in plain.identity.items() if k != "sim_env"}   # records older than --sim-env
+    assert _mismatch(plain.identity, record_without_key) is None
