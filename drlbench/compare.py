@@ -43,10 +43,10 @@ class Contender:
         cfg = self.config
         if self.imported:
             return _jsonable({"agent": cfg.agent, "env_id": cfg.env_id, "imported_from": cfg.source})
+        sim = {"sim_env": cfg.sim_env} if getattr(cfg, "sim_env", None) else {}   # a sim-trained run is another agent
         return _jsonable({"agent": cfg.agent, "env_id": cfg.env_id, "steps": cfg.steps,
                           "hyperparameters": cfg.hyperparameter_dict(),
-                          "eval_episodes": cfg.eval_episodes, "num_envs": cfg.num_envs,
-                          "sim_env": getattr(cfg, "sim_env", None)})   # a sim-trained run is another agent
+                          "eval_episodes": cfg.eval_episodes, "num_envs": cfg.num_envs, **sim})
 
 
 @dataclass(frozen=True)
@@ -96,6 +96,8 @@ def _mismatch(identity: dict, meta: dict) -> str | None:
                               if _jsonable(meta[key].get(k)) != wanted.get(k))
                 return f"hyperparameters differ ({', '.join(diff)})"
             return f"{key} is {meta.get(key)!r}, not {wanted!r}"
+    if meta.get("sim_env") and "sim_env" not in identity:
+        return f"sim_env is {meta['sim_env']!r}: trained in a simulator"
     return None
 
 

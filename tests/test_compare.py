@@ -190,7 +190,8 @@ def test_a_sim_trained_run_is_not_reused_as_a_plain_one():
 
     plain = Contender("sac", resolve("sac", "Pendulum-v1", steps=3000))
     sim = Contender("sac", resolve("sac", "Pendulum-v1", steps=3000, sim_env="Pendulum-v1?g=15"))
-    assert _mismatch(plain.identity, sim.identity) is not None
-    assert _mismatch(sim.identity, sim.identity) is None
-    record_without_key = {k: v for k, v in plain.identity.items() if k != "sim_env"}   # records older than --sim-env
-    assert _mismatch(plain.identity, record_without_key) is None
+    sim_record = {**sim.identity}
+    assert _mismatch(sim.identity, sim_record) is None
+    assert _mismatch(sim.identity, plain.identity) is not None       # a plain run is not the sim agent's
+    assert "sim_env" not in plain.identity                          # plain identities (and saved states) unchanged
+    assert _mismatch(plain.identity, sim_record) is not None        # and a sim run is not the plain agent's
