@@ -22,6 +22,9 @@ import pytest
 # Ray reads this when imported: its nodes and drivers use 127.0.0.1, so the traffic of these tests
 # stays on the loopback (without it a driver rewrites 127.0.0.1 to the machine's network address)
 os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
+# and without token authentication: a ~/.ray/auth_token left by any earlier local Ray instance would
+# otherwise switch `ray start` to token mode while this driver connects without one
+os.environ["RAY_AUTH_MODE"] = "disabled"
 try:
     import ray
 except ImportError:
