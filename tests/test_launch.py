@@ -301,7 +301,9 @@ def test_compare_backend_ray_trains_each_interim_on_the_cluster(run_cli, tmp_pat
 @needs_ray
 def test_ctrl_c_on_the_driver_leaves_ray_cells_interrupted_and_resumable(run_cli, tmp_path, cluster):
     address, _ = cluster
-    args = ["sweep", "--agents", "stream_q", *CELL, "--seeds", "0,1", "--steps", "1200", "--eval-every", "200",
+    # 6,000 steps: the first checkpoints come at step 200, so the cells are still training when Ctrl-C arrives
+    # (with 1,200 steps a loaded machine could finish both before the signal)
+    args = ["sweep", "--agents", "stream_q", *CELL, "--seeds", "0,1", "--steps", "6000", "--eval-every", "200",
             "--backend", "ray", "--address", address, "--out", tmp_path]
     checkpoints = [tmp_path / "CartPole-v1" / "stream_q" / f"seed_{s}" / "checkpoint.pt" for s in (0, 1)]
 
