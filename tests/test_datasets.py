@@ -306,7 +306,7 @@ def test_minari_bad_episode_is_rejected_before_writing(tmp_path):
 
 # ---------------------------------------------------------------- bad files
 
-def _one_line_error(path, match, **kwargs):
+def assert_one_line_error(path, match, **kwargs):
     with pytest.raises(UsageError, match=match) as err:
         load_d4rl_hdf5(path, **kwargs)
     message = str(err.value)
@@ -315,11 +315,11 @@ def _one_line_error(path, match, **kwargs):
 
 
 def test_missing_key(tmp_path):
-    _one_line_error(standard_file(tmp_path / "d.hdf5", actions=None), "missing key 'actions'")
+    assert_one_line_error(standard_file(tmp_path / "d.hdf5", actions=None), "missing key 'actions'")
 
 
 def test_different_lengths(tmp_path):
-    _one_line_error(standard_file(tmp_path / "d.hdf5", actions=ACT[:8]),
+    assert_one_line_error(standard_file(tmp_path / "d.hdf5", actions=ACT[:8]),
                     "different lengths: observations 9, actions 8, rewards 9, terminals 9, timeouts 9")
 
 
@@ -328,31 +328,31 @@ def test_different_lengths(tmp_path):
 def test_non_finite(tmp_path, key, row, value):
     columns = {"observations": OBS.copy(), "actions": ACT.copy(), "rewards": REW.copy()}
     columns[key][row] = value
-    _one_line_error(standard_file(tmp_path / "d.hdf5", **columns),
+    assert_one_line_error(standard_file(tmp_path / "d.hdf5", **columns),
                     f"'{key}' has a non-finite value .* at row {row}")
 
 
 def test_empty_and_one_row(tmp_path):
     empty = dict(observations=np.zeros((0, 2)), actions=np.zeros((0, 1)), rewards=np.zeros(0),
                  terminals=np.zeros(0), timeouts=np.zeros(0))
-    _one_line_error(write_raw(tmp_path / "empty.hdf5", **empty), "empty")
+    assert_one_line_error(write_raw(tmp_path / "empty.hdf5", **empty), "empty")
     one = dict(observations=OBS[:1], actions=ACT[:1], rewards=REW[:1], terminals=TERM[:1])
-    _one_line_error(write_raw(tmp_path / "one.hdf5", **one), "no transitions")
+    assert_one_line_error(write_raw(tmp_path / "one.hdf5", **one), "no transitions")
 
 
 def test_not_hdf5_and_truncated(tmp_path):
     text = tmp_path / "notes.hdf5"
     text.write_text("observations,actions\n1,2\n")
-    _one_line_error(text, "not a readable HDF5 file")
+    assert_one_line_error(text, "not a readable HDF5 file")
     good = standard_file(tmp_path / "good.hdf5")
     truncated = tmp_path / "cut.hdf5"
     truncated.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
-    _one_line_error(truncated, "not a readable HDF5 file")
-    _one_line_error(tmp_path / "absent.hdf5", "no such file")
+    assert_one_line_error(truncated, "not a readable HDF5 file")
+    assert_one_line_error(tmp_path / "absent.hdf5", "no such file")
 
 
 def test_flags_must_be_zero_or_one(tmp_path):
-    _one_line_error(standard_file(tmp_path / "d.hdf5", terminals=np.array([0, 0, 2, 0, 0, 0, 0, 0, 0])),
+    assert_one_line_error(standard_file(tmp_path / "d.hdf5", terminals=np.array([0, 0, 2, 0, 0, 0, 0, 0, 0])),
                     "'terminals' holds 2 at row 2; expected 0/1")
 
 
