@@ -45,7 +45,7 @@ import torch
 from drlbench.domains import Domain
 from drlbench.llm.policy import EOS, ModelSpec, TinyLM
 
-ENV_IDS = ("bt-seq", "bt-seq-intransitive", "len-bias")
+ENV_IDS = ("bt-seq", "bt-seq-intransitive", "len-bias", "arith")   # arith: drlbench.llm.arith (task B)
 EXTRA = None
 PARAMETER_KIND = "task parameter"
 
@@ -107,6 +107,10 @@ MAX_RESPONSES = 200_000   # C * responses per context: the enumeration's limit
 
 def physics_parameters(name: str) -> dict[str, Domain]:
     """The task parameters an ID may set (`llm:bt-seq?label_noise=0.1`), for drlbench.envs."""
+    if name == "arith":
+        from drlbench.llm import arith
+
+        return arith.PARAMETERS
     return PARAMETERS
 
 
@@ -114,6 +118,10 @@ def task_spec(name: str, parameters: dict[str, float] | None = None) -> TaskSpec
     """The task's spec with `parameters` applied; a UsageError for a bad one."""
     from drlbench.errors import UsageError, unknown
 
+    if name == "arith":
+        from drlbench.llm import arith
+
+        return arith.task_spec(parameters)
     if name not in DEFAULTS:
         raise unknown("llm task", name, DEFAULTS)
     values = {}
@@ -139,6 +147,10 @@ def task_spec(name: str, parameters: dict[str, float] | None = None) -> TaskSpec
 
 def make(name: str, num_envs: int = 1, device: str | torch.device = "cpu", physics: dict | None = None) -> "Task":
     """The drlbench.envs backend entry point: the task (it has no environment steps)."""
+    if name == "arith":
+        from drlbench.llm import arith
+
+        return arith.ArithTask(arith.task_spec(physics), device)
     return Task(task_spec(name, physics), device)
 
 
@@ -151,8 +163,49 @@ class ContextSpace(gym.spaces.Discrete):
         self.model_spec = model_spec
 
 
+class Responses:
+    """Every response of at most L content tokens from K (n < L tokens then EOS, or n = L), in a
+    fixed order, and the exact log-probability of each under a model, from one forward pass per
+    context over the K^(L-1) longest prefixes (every shorter prefix is a prefix of one of them)."""
+
+    def __init__(self, content_tokens: int, max_len: int, device: str | torch.device = "cpu"):
+        k, length, self.max_len = content_tokens, max_len, max_len
+        device = torch.device(device)
+        rows, masks = [], []
+        for n in range(length + 1):
+            for content in itertools.product(range(1, k + 1), repeat=n):
+                rows.append(list(content) + [EOS] * (length - n))
+                masks.append([1.0] * min(n + 1, length) + [0.0] * (length - min(n + 1, length)))
+        self.tokens = torch.tensor(rows, device=device)                 # (N, L)
+        self.mask = torch.tensor(masks, device=device)                  # (N, L)
+        self.lengths = (self.tokens != EOS).sum(-1).float()             # (N,) content tokens
+        # response -> the enumeration row [y_1..y_{L-1}] (EOS/padding replaced by token 1) that holds its prefix
+        filled = torch.where(self.tokens == EOS, torch.ones_like(self.tokens), self.tokens)[:, : length - 1]
+        powers = k ** torch.arange(length - 2, -1, -1, device=device)
+        self.row_of = ((filled - 1) * powers).sum(-1) if length > 1 else torch.zeros(len(rows), dtype=torch.long)
+        grid = list(itertools.product(range(1, k + 1), repeat=length - 1))
+        self.rows = torch.tensor(grid, device=device).view(-1, length - 1) if length > 1 else \
+            torch.zeros(1, 0, dtype=torch.long, device=device)
+
+    def __len__(self) -> int:
+        return self.tokens.shape[0]
+
+    def logprobs(self, model: TinyLM, contexts: int) -> torch.Tensor:
+        """log pi(y | c) of every response to contexts 0..C-1 under each member of `model`, (P, C, N)."""
+        p, rows, device = model.members, self.rows.shape[0], self.tokens.device
+        ctx = torch.arange(contexts, device=device).repeat_interleave(rows)
+        body = self.rows.repeat(contexts, 1)                             # (C*R, L-1)
+        tokens = torch.cat([body, torch.zeros_like(body[:, :1])], -1)    # last position is never an input
+        logp = model.log_softmax(ctx.expand(p, -1), tokens.expand(p, -1, -1))          # (P, C*R, L, K+1)
+        logp = logp.view(p, contexts, rows, self.max_len, -1)[:, :, self.row_of]       # (P, C, N, L, K+1)
+        token = torch.gather(logp, -1, self.tokens[None, None, :, :, None].expand(p, contexts, -1, -1, 1)).squeeze(-1)
+        return (token * self.mask).sum(-1)
+
+
 class Task:
     """One task: its true reward and preference, every response, and the exact evaluation."""
+    # what `evaluate` returns, per member, written to llm_evaluations.csv (drlbench.llm.evaluation)
+    COLUMNS = ("score", "reward", "kl", "regret", "regret_ref", "win_rate", "length", "ref_length", "kl_star")
 
     def __init__(self, spec: TaskSpec, device: str | torch.device = "cpu"):
         self.spec, self.device = spec, torch.device(device)
@@ -164,27 +217,12 @@ class Task:
         w = torch.zeros(c, k + 1)
         w[:, 1:] = spec.reward_scale * torch.randn(c, k, generator=g)
         self.w = w.to(self.device)                          # (C, K+1), EOS column 0
-        # every response: n content tokens (n < L then EOS, or n = L)
-        rows, masks = [], []
-        for n in range(length + 1):
-            for content in itertools.product(range(1, k + 1), repeat=n):
-                rows.append(list(content) + [EOS] * (length - n))
-                masks.append([1.0] * min(n + 1, length) + [0.0] * (length - min(n + 1, length)))
-        self.tokens = torch.tensor(rows, device=self.device)            # (N, L)
-        self.mask = torch.tensor(masks, device=self.device)             # (N, L)
-        self.lengths = (self.tokens != EOS).sum(-1).float()             # (N,) content tokens
-        # leaf -> the enumeration row [c, y_1..y_{L-1}] (EOS/padding replaced by token 1) that contains
-        # its prefix: one forward pass over the K^{L-1} rows gives every prefix's distribution
-        filled = torch.where(self.tokens == EOS, torch.ones_like(self.tokens), self.tokens)[:, : length - 1]
-        powers = k ** torch.arange(length - 2, -1, -1, device=self.device)
-        self.row_of = ((filled - 1) * powers).sum(-1) if length > 1 else torch.zeros(len(rows), dtype=torch.long)
-        grid = list(itertools.product(range(1, k + 1), repeat=length - 1))
-        self.rows = torch.tensor(grid, device=self.device).view(-1, length - 1) if length > 1 else \
-            torch.zeros(1, 0, dtype=torch.long, device=self.device)
-        all_contexts = torch.arange(c, device=self.device)
-        self.rewards = self.reward(all_contexts[:, None].expand(c, len(rows)), self.tokens.expand(c, -1, -1))  # (C, N)
+        self.responses = Responses(k, length, self.device)
+        self.tokens, self.mask, self.lengths = self.responses.tokens, self.responses.mask, self.responses.lengths
+        every = torch.arange(c, device=self.device)[:, None].expand(c, self.num_responses)
+        self.rewards = self.reward(every, self.tokens.expand(c, -1, -1))                # (C, N)
         self.style = torch.where(self.lengths > 0, (self.tokens[:, 0] - 1) % 3, torch.full_like(self.tokens[:, 0], -1))
-        gold = self.rewards + 1e-6 * torch.arange(len(rows), 0, -1, device=self.device)   # ties: the shorter
+        gold = self.rewards + 1e-6 * torch.arange(self.num_responses, 0, -1, device=self.device)   # ties: the shorter
         self.gold_index = gold.argmax(-1)                                # (C,)
 
     @property
@@ -241,15 +279,7 @@ class Task:
     # --- exact evaluation -----------------------------------------------------------------
     def leaf_logprobs(self, model: TinyLM) -> torch.Tensor:
         """log pi(y | c) of every response under each member of `model`, (P, C, N)."""
-        p, c = model.members, self.spec.contexts
-        rows = self.rows.shape[0]
-        contexts = torch.arange(c, device=self.device).repeat_interleave(rows)
-        body = self.rows.repeat(c, 1)                                   # (C*R, L-1)
-        tokens = torch.cat([body, torch.zeros_like(body[:, :1])], -1)   # last position is never an input
-        logp = model.log_softmax(contexts.expand(p, -1), tokens.expand(p, -1, -1))   # (P, C*R, L, K+1)
-        logp = logp.view(p, c, rows, self.spec.max_len, -1)[:, :, self.row_of]       # (P, C, N, L, K+1)
-        token = torch.gather(logp, -1, self.tokens[None, None, :, :, None].expand(p, c, -1, -1, 1)).squeeze(-1)
-        return (token * self.mask).sum(-1)
+        return self.responses.logprobs(model, self.spec.contexts)
 
     def matrix(self, context: int) -> torch.Tensor:
         """P(y_i > y_j | c) for every pair of responses of one context, (N, N), float64."""

@@ -15,8 +15,6 @@ quantities (true reward, KL to the reference, regret, win rate against the refer
 """
 from __future__ import annotations
 
-import csv
-import io
 from dataclasses import dataclass
 
 import torch
@@ -24,10 +22,8 @@ import torch
 from drlbench.domains import hp
 from drlbench.errors import UsageError
 from drlbench.harness import Session
-from drlbench.records import atomic_write
 
 USES_TRAINING_ENV = False    # the harness builds no training environment for this loop
-LLM_COLUMNS = ["step", "score", "reward", "kl", "regret", "regret_ref", "win_rate", "length", "ref_length", "kl_star"]
 EVALUATION = ("exact, by enumeration of every response of every context: return_mean = 1 - regret/regret(pi_ref), "
               "regret = J(pi*) - J(pi), J = E[r] - beta KL(pi || pi_ref); length_mean = mean response length")
 
@@ -51,40 +47,9 @@ def check(cfg) -> None:
     task_spec(base.partition(":")[2], parameters)   # integers, head counts, enumeration size
 
 
-class ExactEvaluator:
-    """Replaces the harness's episode evaluator: exact metrics of every member's policy."""
-
-    def __init__(self, session: Session, task, ref_leaf: torch.Tensor):
-        self.session, self.env, self.ref_leaf = session, task, ref_leaf
-        self.rows: list[list[dict]] = []
-        for path in session.paths:
-            rows = _read(path / "llm_evaluations.csv") if session.resume_state is not None else []
-            self.rows.append([r for r in rows if r["step"] <= session.step])
-
-    @torch.no_grad()
-    def __call__(self, agent) -> tuple[torch.Tensor, torch.Tensor]:
-        metrics = self.env.evaluate(self.env.leaf_logprobs(agent.policy), self.ref_leaf)
-        for member, (path, record) in enumerate(zip(self.session.paths, self.session.records)):
-            row = {"step": self.session.step, **{k: round(metrics[k][member].item(), 8) for k in LLM_COLUMNS[1:]}}
-            self.rows[member].append(row)
-            record.meta["llm_final"] = row
-            text = io.StringIO()
-            writer = csv.DictWriter(text, LLM_COLUMNS, lineterminator="\n")
-            writer.writeheader()
-            writer.writerows(self.rows[member])
-            atomic_write(path / "llm_evaluations.csv", text.getvalue().encode())
-        return metrics["score"].float()[:, None], metrics["length"].float()[:, None]
-
-
-def _read(path) -> list[dict]:
-    if not path.exists():
-        return []
-    with open(path, newline="") as f:
-        return [{k: (int(v) if k == "step" else float(v)) for k, v in row.items()} for row in csv.DictReader(f)]
-
-
 def run(session: Session) -> None:
     from drlbench.llm.data import offline_pairs, online_pairs
+    from drlbench.llm.evaluation import ExactEvaluator
     from drlbench.llm.policy import stack
     from drlbench.llm.reference import reference
 
