@@ -12,8 +12,9 @@ All at 20,000 gradient steps, seeds 0-4, evaluation in the REAL dynamics every 1
               (the classic suite's warm-up; 22,000 sim steps = 20,000 gradient steps after it);
 - td3_bc, iql: the published offline runs in results/offline (reused, not rerun).
 The comparison is `drlbench compare`'s own machinery (`drlbench.compare.run_compare`: AdaStop, n = 5, K = 1,
-runs trained on demand, state saved under results/offline/compare/); the only difference from the CLI is
-that the contenders are resolved here with `sim_env`, which `drlbench compare` has no option for yet.
+runs trained on demand, state saved under results/offline/compare/); the only difference from
+`drlbench compare ... --sim-env` is that the published runs carry tags (h2o-h128, sac-sim-g15-h128) and
+their 128x128 networks, which this script sets per agent.
 Every run goes to results/offline/pendulum-medium-replay/<label>/seed_<s>/ (H2O and the sim-only SAC join
 the offline leaderboard of that task; run.json's sim_env / real_env tell them apart).
 

@@ -145,6 +145,10 @@ def build_parser() -> Parser:
                          help="override a hyperparameter of every agent, or AGENT:KEY=VALUE of one agent")
     compare.add_argument("--seed", type=int, default=0, help="seed of the random permutations (default 0)")
     compare.add_argument("--quiet", action="store_true", help="no training progress bars")
+    compare.add_argument("--sim-env", metavar="ENV?NAME=VALUE,...",
+                         help="a simulator with other physics (e.g. 'Pendulum-v1?g=15'): agents that interact with an "
+                              "environment (sac, h2o) train in it, offline agents learn from the dataset alone; "
+                              "every agent is evaluated in ENV's real dynamics (as `drlbench run --sim-env`)")
     compare.add_argument("--jobs", type=positive_int, default=1,
                          help="local backend: train each interim's runs in this many processes (default 1)")
     add_backend_arguments(compare)
@@ -540,6 +544,7 @@ def cmd_compare(args) -> int:
         test, agents = run_compare(args.agents, args.env, n=args.n, K=args.K, alpha=args.alpha, B=args.B,
                                    steps=args.steps, out=args.out, overrides=args.overrides, seed=args.seed,
                                    quiet=args.quiet, echo=lambda line: print(line, file=sys.stderr),
+                                   sim_env=args.sim_env,
                                    launcher=None if args.backend == "local" and args.jobs == 1 else launcher(args))
     except StatsError as exc:
         raise UsageError(str(exc)) from None

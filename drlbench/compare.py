@@ -116,8 +116,10 @@ def split_overrides(items: list[str], agents: list[str]) -> dict[str, list[str]]
 
 
 def contenders(agents: list[str], env: str, steps: int | None, out: Path,
-               overrides: list[str], quiet: bool) -> list[Contender]:
-    """Each agent's configuration, resolved exactly as `drlbench run` resolves it."""
+               overrides: list[str], quiet: bool, sim_env: str | None = None) -> list[Contender]:
+    """Each agent's configuration, resolved exactly as `drlbench run` resolves it. `sim_env`
+    (`--sim-env`) goes to every agent that interacts with an environment (online and hybrid loops:
+    they train in the simulator); agents that learn from the dataset alone are resolved without it."""
     from drlbench.config import resolve
 
     if len(agents) < 2:
@@ -135,11 +137,20 @@ def contenders(agents: list[str], env: str, steps: int | None, out: Path,
             found.append(Contender(name, ImportedConfig(name, name, env_id, source), runs))
             continue
         found.append(Contender(name, resolve(name, env, sets, steps=steps, out=out,
-                                             progress="off" if quiet else "bar")))
+                                             progress="off" if quiet else "bar",
+                                             sim_env=sim_env if sim_env and _interacts(name) else None)))
     labels = [c.config.label for c in found]
     if len(set(labels)) != len(labels):
         raise UsageError(f"agents share a label {labels}; compare different agents")
     return found
+
+
+def _interacts(agent: str) -> bool:
+    """Whether `agent`'s loop steps an environment (so --sim-env applies to it)."""
+    from drlbench.agents import get_agent
+    from drlbench.loops import get_loop
+
+    return getattr(get_loop(get_agent(agent).loop), "USES_TRAINING_ENV", True)
 
 
 def state_path(out: Path, contenders_: list[Contender]) -> Path:
@@ -290,11 +301,11 @@ def _seed_range(seeds: list[int]) -> str:
 def run_compare(agents: list[str], env: str, *, n: int = 5, K: int = 5, alpha: float = 0.05,
                 B: int = 10_000, steps: int | None = None, out: Path = Path("runs"),
                 overrides: list[str] = (), seed: int = 0, quiet: bool = False,
-                echo=print, launcher=None) -> tuple[AdaStop, list[Contender]]:
+                echo=print, launcher=None, sim_env: str | None = None) -> tuple[AdaStop, list[Contender]]:
     """Run (or continue) the comparison; returns the AdaStop test and the agents. With a
     `launcher` (drlbench.launch: a process pool or Ray) each interim's missing runs train in
     parallel on it; without one they train one after another in this process."""
-    found = contenders(list(agents), env, steps, Path(out), list(overrides), quiet)
+    found = contenders(list(agents), env, steps, Path(out), list(overrides), quiet, sim_env)
     path = state_path(out, found)
     K = _interims_possible(found, n, K, path, echo)
     settings = comparison_settings(found, n, K, alpha, B, seed)

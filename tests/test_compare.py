@@ -195,3 +195,16 @@ def test_a_sim_trained_run_is_not_reused_as_a_plain_one():
     assert _mismatch(sim.identity, plain.identity) is not None       # a plain run is not the sim agent's
     assert "sim_env" not in plain.identity                          # plain identities (and saved states) unchanged
     assert _mismatch(plain.identity, sim_record) is not None        # and a sim run is not the plain agent's
+
+
+def test_sim_env_goes_to_the_agents_that_step_an_environment(tmp_path):
+    """`compare --sim-env`: sac and h2o train in the simulator, an offline agent learns from the dataset alone."""
+    from drlbench.datasets.collect import collect
+
+    data, _ = collect("Pendulum-v1", "random", 300, 0, tmp_path / "pendulum-random.hdf5")
+    found = compare.contenders(["h2o", "sac", "td3_bc"], str(data), 20000, tmp_path, [], True,
+                               sim_env="Pendulum-v1?g=15")
+    sims = {c.name: getattr(c.config, "sim_env", None) for c in found}
+    assert sims == {"h2o": "Pendulum-v1?g=15", "sac": "Pendulum-v1?g=15", "td3_bc": None}
+    assert {c.config.env_id for c in found} == {found[0].config.env_id}          # one task: the dataset's
+    assert "sim_env" in found[1].identity and "sim_env" not in found[2].identity
