@@ -189,7 +189,8 @@ def _reference_text(report: Report, env_id: str) -> str:
 
 
 METHOD = ("Normalized score = (return - random) / (target - random) per environment (reference "
-          "scores from envs/<suite>.toml: 0 = uniform-random policy, 1 = the suite's target). Score of a "
+          "scores from envs/<suite>.toml, each with its source: 0 = the suite's random reference (a uniform-random "
+          "policy for control suites, the reference policy pi_ref in the LLM suite), 1 = its target). Score of a "
           "run = its final evaluation (deterministic policy). Intervals: 95% stratified-bootstrap "
           "percentile intervals (Agarwal et al. 2021), {reps:,} replicates, seed {seed}. IQM = mean of "
           "the middle 50% of all runs x environments; optimality gap = 1 - mean of min(score, 1) (lower "
