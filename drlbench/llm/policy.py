@@ -7,6 +7,15 @@ tokens are stored as (..., L) with 0 after the end, and a mask (1 on the tokens 
 EOS included) marks them. The model reads [c, y_1, ..., y_{L-1}] and its output at position t is
 the next-token distribution pi(. | c, y_<=t).
 
+Multi-token prompts (`ModelSpec.prompts`, task B llm:arith). Context c is then the prompt
+x_c = (x_1..x_Lp), a row of the (C, Lp) table of input ids: content tokens 1..K (shared with the
+answer, so a digit read in the prompt and a digit written in the answer have one embedding) and
+`prompt_symbols` input-only ids K+1..K+S (operators, "="). The model reads
+[x_1..x_Lp, y_1..y_{L-1}] (Lp + L - 1 positions) and its outputs at the last L positions are
+pi(. | x_c, y_<t), t = 1..L. Without a table (Lp = 1, x_c = the one id K + 1 + c) this is exactly
+the model above: same parameter shapes, same initial draws, same outputs. Every method below takes
+context ids, so callers never see the prompt tokens.
+
 Population axis. Every parameter carries a leading axis P; member p is initialised from its own
 torch.Generator and trained by the same Adam (Adam is elementwise, so a stacked Adam is P
 independent ones). Attention uses `scaled_dot_product_attention(is_causal=True)`; right padding
@@ -36,6 +45,16 @@ class ModelSpec:
     d_model: int = 64
     n_layers: int = 2
     n_heads: int = 4
+    # multi-token prompts: the (C, Lp) input ids of each context's prompt (None: one token K + 1 + c)
+    prompts: tuple[tuple[int, ...], ...] | None = None
+    prompt_symbols: int = 0   # input-only ids K+1 .. K+S the prompts may use besides content tokens
+
+    def __post_init__(self):
+        if self.prompts is not None:
+            if len(self.prompts) != self.contexts or len({len(row) for row in self.prompts}) != 1:
+                raise ValueError(f"prompts must be a ({self.contexts}, Lp) table")
+            if not all(1 <= i < self.vocab_in for row in self.prompts for i in row):
+                raise ValueError(f"prompt ids must lie in [1, {self.vocab_in})")
 
     @property
     def vocab_out(self) -> int:
@@ -43,7 +62,13 @@ class ModelSpec:
 
     @property
     def vocab_in(self) -> int:
-        return self.content_tokens + 1 + self.contexts
+        extra = self.contexts if self.prompts is None else self.prompt_symbols
+        return self.content_tokens + 1 + extra
+
+    @property
+    def prompt_len(self) -> int:
+        """Lp: input positions before the first answer token (1 without a prompt table)."""
+        return 1 if self.prompts is None else len(self.prompts[0])
 
 
 def _normal(generators: list[torch.Generator], shape: tuple[int, ...], std: float, device) -> torch.Tensor:
@@ -68,7 +93,7 @@ class TinyLM(nn.Module):
             return nn.Parameter(torch.full((p, *shape), value, device=device))
 
         self.tok = param(spec.vocab_in, d)
-        self.pos = param(spec.max_len, d, scale=0.01)
+        self.pos = param(spec.prompt_len + spec.max_len - 1, d, scale=0.01)
         self.blocks = nn.ModuleList()
         for _ in range(spec.n_layers):
             block = nn.Module()
@@ -81,6 +106,8 @@ class TinyLM(nn.Module):
             self.blocks.append(block)
         self.lnf_g, self.lnf_b = const(1.0, 1, d), const(0.0, 1, d)
         self.head = param(d, spec.vocab_out)
+        if spec.prompts is not None:   # not a parameter, not in the state dict: rebuilt from the spec
+            self.register_buffer("prompt_table", torch.tensor(spec.prompts, device=device), persistent=False)
 
     @property
     def members(self) -> int:
@@ -115,13 +142,18 @@ class TinyLM(nn.Module):
 
     # --- sequences -----------------------------------------------------------------------
     def inputs(self, contexts: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
-        """(P, B) contexts, (P, B, L) responses -> (P, B, L) model inputs [c, y_1..y_{L-1}]."""
-        ctx = (contexts + self.spec.content_tokens + 1).unsqueeze(-1)
-        return torch.cat([ctx, tokens[..., :-1]], -1)
+        """(P, B) contexts, (P, B, L) responses -> (P, B, Lp + L - 1) model inputs
+        [x_c, y_1..y_{L-1}] (x_c = the one token K + 1 + c without a prompt table)."""
+        if self.spec.prompts is None:
+            prompt = (contexts + self.spec.content_tokens + 1).unsqueeze(-1)
+        else:
+            prompt = self.prompt_table[contexts]
+        return torch.cat([prompt, tokens[..., :-1]], -1)
 
     def log_softmax(self, contexts: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
         """Full next-token log-distributions at every response position, (P, B, L, K+1)."""
-        return torch.log_softmax(self.logits(self.inputs(contexts, tokens)).float(), -1)
+        logits = self.logits(self.inputs(contexts, tokens))[:, :, self.spec.prompt_len - 1:]
+        return torch.log_softmax(logits.float(), -1)
 
     def token_logprobs(self, contexts: torch.Tensor, tokens: torch.Tensor, mask: torch.Tensor,
                        full: bool = False):
@@ -137,13 +169,13 @@ class TinyLM(nn.Module):
         token log-probs (P, B, L)). Member p draws from `generators[p]` (Gumbel-max, one uniform
         per vocabulary entry per position), so its samples do not depend on the other members."""
         p, b = contexts.shape
-        length, k1 = self.spec.max_len, self.spec.vocab_out
+        length, k1, lp = self.spec.max_len, self.spec.vocab_out, self.spec.prompt_len
         tokens = torch.zeros(p, b, length, dtype=torch.long, device=contexts.device)
         mask = torch.zeros(p, b, length, device=contexts.device)
         logps = torch.zeros(p, b, length, device=contexts.device)
         alive = torch.ones(p, b, dtype=torch.bool, device=contexts.device)
         for t in range(length):
-            logits = self.logits(self.inputs(contexts, tokens)[..., : t + 1])[:, :, t].float() / temperature
+            logits = self.logits(self.inputs(contexts, tokens)[..., : lp + t])[:, :, lp + t - 1].float() / temperature
             logp = torch.log_softmax(logits, -1)
             u = torch.stack([torch.rand(b, k1, generator=g, device=contexts.device) for g in generators])
             gumbel = -torch.log((-torch.log(u.clamp_min(1e-20))).clamp_min(1e-20))
