@@ -14,6 +14,10 @@ to its function. Hyper-parameters keep the papers' symbols: beta (KL strength), 
 coefficient), epsilon (label-noise rate / smoothing). Methods marked [recon] follow the spec's
 reconstruction of the paper, not a reference implementation.
 
+`ONLINE_LOSSES` holds the online and game-theoretic losses of §1.B (XPO, Nash-MD, INPO, DNO, APO,
+SPPO), which also read the iterate pi_t's log-probs, which sample came first and the oracle
+preference (optional PairBatch fields), or, for SPPO, a `GroupBatch`; `ALL_LOSSES` is both.
+
 Metrics: `chosen_reward` and `rejected_reward` are each method's implicit reward as its paper logs
 it (beta*h for the DPO family, beta*avg for SimPO, beta*(h + SeqKL) for TDPO, ...); methods with an
 extra likelihood term also return it (`nll`, `odds_ratio`).
@@ -45,6 +49,13 @@ class PairBatch:
     gold_mask: torch.Tensor | None = None
     chosen_token_reward: torch.Tensor | None = None    # (B, T) token reward r_t, no gradient (TGDPO)
     rejected_token_reward: torch.Tensor | None = None
+    # online and game-theoretic methods (§1.B):
+    snapshot_logps_w: torch.Tensor | None = None         # (B, T) log pi_t, the frozen iterate, no gradient
+    snapshot_logps_l: torch.Tensor | None = None
+    previous_logps_w: torch.Tensor | None = None         # (B, T) log pi_{t-1}, the iterate before it (APO)
+    previous_logps_l: torch.Tensor | None = None
+    first_won: torch.Tensor | None = None                # (B,) bool: the first sample won (chosen), the second lost
+    preference: torch.Tensor | None = None               # (B,) P(chosen > rejected), the true preference
 
 
 # ---------------------------------------------------------------- shared pieces
@@ -407,6 +418,117 @@ def flex_dpo(batch: PairBatch, beta_chosen: float, beta_rejected: float) -> tupl
     return logistic(r_w - r_l), _rewards(r_w, r_l)
 
 
+# ---------------------------------------------------------------- online and game-theoretic (§1.B)
+def _need(batch, name: str, *fields: str) -> None:
+    missing = [f for f in fields if getattr(batch, f) is None]
+    if missing:
+        raise ValueError(f"{name} needs {', '.join(missing)} in the {type(batch).__name__}")
+
+
+def _first_second(batch: PairBatch):
+    """(log pi, log pi_ref, mask) per token of the first sample y and the second y', and P(y > y')."""
+    first = batch.first_won[:, None]
+    pick = lambda a, b: (torch.where(first, a, b), torch.where(first, b, a))   # noqa: E731
+    (lp, lp2), (ref, ref2), (m, m2) = (pick(batch.chosen_logps, batch.rejected_logps),
+                                       pick(batch.ref_chosen_logps, batch.ref_rejected_logps),
+                                       pick(batch.chosen_mask, batch.rejected_mask))
+    p_first = torch.where(batch.first_won, batch.preference, 1 - batch.preference)
+    return (lp, ref, m), (lp2, ref2, m2), p_first
+
+
+def xpo(batch: PairBatch, beta: float, alpha: float) -> tuple[torch.Tensor, Metrics]:
+    """XPO (Xie et al. 2024, "Exploratory Preference Optimization", Alg. 1): on a pair (y ~ pi_theta,
+    y' ~ pi_ref) labelled by the annotator, DPO plus the exploration term alpha log pi_theta(y'):
+    -log sigma(beta Delta) + alpha log pi(y'), y' the second (reference) sample (`first_won`).
+    Minimising it lowers the likelihood of reference samples (optimism). TRL: XPOTrainer, `alpha`."""
+    _need(batch, "xpo", "first_won")
+    h_w, h_l = log_ratios(batch)
+    (_, _, _), (lp_ref_sample, _, m_ref_sample), _ = _first_second(batch)
+    bonus = seq(lp_ref_sample, m_ref_sample)
+    return logistic(beta * (h_w - h_l)) + alpha * bonus, _rewards(beta * h_w, beta * h_l, exploration=bonus)
+
+
+def nash_md(batch: PairBatch, beta: float) -> tuple[torch.Tensor, Metrics]:
+    """Nash-MD, TRL's practical loss (Munos et al. 2024, "Nash Learning from Human Feedback"; TRL
+    NashMDTrainer `_compute_losses`): y ~ pi_theta (the first sample), y' ~ the logit mixture of pi_theta
+    and pi_ref (the second), p = P(y > y') from the preference model;
+    beta sum_t sg(log pi(y_t) - log pi_ref(y_t)) log pi(y_t) - (p - 1/2) log pi(y):
+    REINFORCE with 1/2 as control variate, plus the KL(pi || pi_ref) gradient estimated by REINFORCE.
+    Metrics: the sample's log-ratio `kl` and `probability` p."""
+    _need(batch, "nash_md", "first_won", "preference")
+    (lp, ref, m), _, p = _first_second(batch)
+    kl_loss = seq((lp - ref).detach() * lp, m)
+    score = (p - 0.5) * seq(lp, m)
+    return beta * kl_loss - score, {"kl": seq(lp - ref, m).detach(), "probability": p.detach(),
+                                    "score": score.detach()}
+
+
+def inpo(batch: PairBatch, eta: float, tau: float) -> tuple[torch.Tensor, Metrics]:
+    """[recon] INPO (Zhang et al. 2024, "Iterative Nash Policy Optimization: Aligning LLMs with General
+    Preferences via No-Regret Learning"), the spec's reconstruction: on pairs from pi_t labelled by the
+    annotator, (log pi(y_w)/pi(y_l) - eta tau log pi_ref(y_w)/pi_ref(y_l) - (1 - eta tau) log
+    pi_t(y_w)/pi_t(y_l) - eta/2)^2, whose minimiser is the mirror-descent step pi_{t+1} ∝
+    pi_t^(1-eta tau) pi_ref^(eta tau) exp(eta P(y > pi_t)). Computed from the log-ratios to pi_ref,
+    h = log pi/pi_ref and k = log pi_t/pi_ref: ((h_w - h_l) - (1 - eta tau)(k_w - k_l) - eta/2)^2."""
+    _need(batch, "inpo", "snapshot_logps_w", "snapshot_logps_l")
+    h_w, h_l = log_ratios(batch)
+    k_w = seq(batch.snapshot_logps_w - batch.ref_chosen_logps, batch.chosen_mask)
+    k_l = seq(batch.snapshot_logps_l - batch.ref_rejected_logps, batch.rejected_mask)
+    z = (h_w - h_l) - (1 - eta * tau) * (k_w - k_l)
+    return (z - eta / 2) ** 2, _rewards(h_w / eta, h_l / eta)
+
+
+def dno(batch: PairBatch, beta: float) -> tuple[torch.Tensor, Metrics]:
+    """DNO-Prct's update (Rosset et al. 2024, "Direct Nash Optimization", Alg. 2): DPO with the current
+    iterate pi_t as the reference, -log sigma(beta [log pi/pi_t (y_w) - log pi/pi_t (y_l)]) on the
+    large-margin pairs (drlbench.llm.data.large_margin_pairs). Rewards beta log pi/pi_t."""
+    _need(batch, "dno", "snapshot_logps_w", "snapshot_logps_l")
+    s_w = seq(batch.chosen_logps - batch.snapshot_logps_w, batch.chosen_mask)
+    s_l = seq(batch.rejected_logps - batch.snapshot_logps_l, batch.rejected_mask)
+    return logistic(beta * (s_w - s_l)), _rewards(beta * s_w, beta * s_l)
+
+
+def extrapolated_reference(snapshot: torch.Tensor, previous: torch.Tensor, alpha: float) -> torch.Tensor:
+    """[recon] APO's reference log-probs (per token): log pi_hat_t = (1 + alpha) log pi_t - alpha log pi_{t-1},
+    the Nesterov extrapolation pi_t (pi_t / pi_{t-1})^alpha, unnormalised (the normaliser of a sequence
+    distribution cancels in the DPO margin)."""
+    return (1 + alpha) * snapshot - alpha * previous
+
+
+def apo(batch: PairBatch, beta: float, alpha: float) -> tuple[torch.Tensor, Metrics]:
+    """[recon] APO, *Accelerated* Preference Optimization (He, Yuan, Gu 2024, arXiv 2410.06293; not
+    Anchored PO): iterative DPO whose reference is the extrapolated iterate,
+    -log sigma(beta [h_hat(y_w) - h_hat(y_l)]), h_hat = log pi - [(1 + alpha) log pi_t - alpha log pi_{t-1}]."""
+    _need(batch, "apo", "snapshot_logps_w", "snapshot_logps_l", "previous_logps_w",
+          "previous_logps_l")
+    ref_w = extrapolated_reference(batch.snapshot_logps_w, batch.previous_logps_w, alpha)
+    ref_l = extrapolated_reference(batch.snapshot_logps_l, batch.previous_logps_l, alpha)
+    h_w = seq(batch.chosen_logps - ref_w, batch.chosen_mask)
+    h_l = seq(batch.rejected_logps - ref_l, batch.rejected_mask)
+    return logistic(beta * (h_w - h_l)), _rewards(beta * h_w, beta * h_l)
+
+
+@dataclass
+class GroupBatch:
+    """K answers per prompt (SPPO): per-token log-probs (B, K, T) and the estimated win rates (B, K)."""
+    logps: torch.Tensor                 # (B, K, T) policy
+    snapshot_logps: torch.Tensor        # (B, K, T) pi_t, no gradient
+    mask: torch.Tensor                  # (B, K, T)
+    win_rate: torch.Tensor              # (B, K) P^(y_k > pi_t)
+
+
+def sppo(batch: GroupBatch, beta: float) -> tuple[torch.Tensor, Metrics]:
+    """SPPO (Wu et al. 2024, "Self-Play Preference Optimization for Language Model Alignment", eq. 4.6
+    / Alg. 1), per answer (log pi(y)/pi_t(y) - eta (P^(y > pi_t) - 1/2))^2 with eta = 1/beta, averaged
+    over the K answers of a prompt; its minimiser is pi_t exp(eta P(y > pi_t)) (up to the normaliser).
+    The paper's code applies it to the best and worst of the K answers only; here to all K."""
+    h = seq(batch.logps - batch.snapshot_logps, batch.mask)                       # (B, K)
+    target = (batch.win_rate - 0.5) / beta
+    return ((h - target) ** 2).mean(-1), {"log_ratio": h.detach().mean(-1),
+                                          "win_rate_spread": (batch.win_rate.max(-1).values
+                                                              - batch.win_rate.min(-1).values)}
+
+
 LOSSES: dict[str, Callable[..., tuple[torch.Tensor, Metrics]]] = {
     "dpo": dpo, "cdpo": cdpo, "robust_dpo": robust_dpo,
     "ipo": ipo, "ipo_seq": ipo_seq, "ipo_tok": ipo_tok,
@@ -419,3 +541,9 @@ LOSSES: dict[str, Callable[..., tuple[torch.Tensor, Metrics]]] = {
     "apo_anchored_zero": apo_anchored_zero, "apo_anchored_down": apo_anchored_down,
     "discopop": discopop, "flex_dpo": flex_dpo,
 }
+# §1.B: the online and game-theoretic losses read batch fields the offline pairs lack (the iterate's
+# log-probs, which sample came first, the oracle preference; SPPO a GroupBatch), so they live apart
+ONLINE_LOSSES: dict[str, Callable[..., tuple[torch.Tensor, Metrics]]] = {
+    "xpo": xpo, "nash_md": nash_md, "inpo": inpo, "dno": dno, "apo": apo, "sppo": sppo,
+}
+ALL_LOSSES = {**LOSSES, **ONLINE_LOSSES}

@@ -29,6 +29,21 @@ pi*(y|c) = pi_ref(y|c) exp(r(c, y)/beta) / Z_c the KL-regularised optimum:
     length   E_pi[number of content tokens]
 In the intransitive task, r is the transitive part g; the win rate includes the cycle.
 
+Game metrics (every task; they matter on the intransitive one, where no reward explains the
+preference). With M_c[i, j] = P(y_i > y_j | c) the true preference matrix (`matrix`) and
+P(y > pi) = (M_c pi)_y:
+    exploitability = max_y P(y > pi) - 1/2
+        (>= 0 since P(pi > pi) = 1/2; 0 only at a von Neumann winner, the Nash equilibrium of the
+        unregularised preference game: no response beats pi more often than not)
+    duality_gap    = max_pi' f(pi', pi) - min_pi' f(pi, pi')  of the KL-regularised game (Munos et al.
+        2024, NLHF) f(pi, pi') = P(pi > pi') - beta KL(pi || pi_ref) + beta KL(pi' || pi_ref), beta the
+        task's KL strength. f(pi', pi) = 1 - f(pi, pi'), so the gap is 2 (max_pi' f(pi', pi) - 1/2), and
+        max_pi' [<pi', s> - beta KL(pi' || pi_ref)] = beta log sum_y pi_ref(y) exp(s(y)/beta) (the
+        maximiser is pi_ref exp(s/beta) / Z), so, with s = M_c pi,
+        duality_gap = 2 (beta log sum_y pi_ref(y) exp(P(y > pi)/beta) + beta KL(pi || pi_ref) - 1/2)
+        (>= 0; 0 only at the regularised Nash equilibrium pi = pi_ref exp(M pi / beta) / Z).
+Both are exact sums over the responses (`game_gaps`), averaged over the contexts.
+
 Task parameters are given in the ID, `llm:len-bias?q=0.9,label_noise=0.1` (see `PARAMETERS`).
 The reference policy (pi_ref) of each run seed is the tiny transformer after supervised
 fine-tuning on noisy demonstrations (`reference.py`), the same for every method.
@@ -205,7 +220,8 @@ class Responses:
 class Task:
     """One task: its true reward and preference, every response, and the exact evaluation."""
     # what `evaluate` returns, per member, written to llm_evaluations.csv (drlbench.llm.evaluation)
-    COLUMNS = ("score", "reward", "kl", "regret", "regret_ref", "win_rate", "length", "ref_length", "kl_star")
+    COLUMNS = ("score", "reward", "kl", "regret", "regret_ref", "win_rate", "length", "ref_length", "kl_star",
+               "exploitability", "duality_gap")
 
     def __init__(self, spec: TaskSpec, device: str | torch.device = "cpu"):
         self.spec, self.device = spec, torch.device(device)
@@ -308,13 +324,34 @@ class Task:
         kl_star = (log_star.exp() * (log_star - ref_logp)).sum(-1)      # KL(pi* || pi_ref): where pi* sits
         regret = j_star - (reward - beta * kl)
         regret_ref = j_star - (ref * r).sum(-1)
-        win = torch.stack([((pi[:, c] @ self.matrix(c)) * ref[:, c]).sum(-1) for c in range(r.shape[0])], -1)
+        win, exploit, gap = [], [], []
+        for c in range(r.shape[0]):
+            m = self.matrix(c)
+            win.append(((pi[:, c] @ m) * ref[:, c]).sum(-1))
+            e, d = game_gaps(m, logp[:, c], ref_logp[:, c], beta)
+            exploit.append(e)
+            gap.append(d)
+        win, exploit, gap = torch.stack(win, -1), torch.stack(exploit, -1), torch.stack(gap, -1)
         mean = {k: v.mean(-1) for k, v in dict(reward=reward, kl=kl, regret=regret, regret_ref=regret_ref,
                                                   win_rate=win, length=(pi * self.lengths.double()).sum(-1),
                                                   ref_length=(ref * self.lengths.double()).sum(-1),
-                                                  kl_star=kl_star, mass=pi.sum(-1)).items()}
+                                                  kl_star=kl_star, mass=pi.sum(-1), exploitability=exploit,
+                                                  duality_gap=gap).items()}
         mean["score"] = 1.0 - mean["regret"] / mean["regret_ref"]
         return mean
 
     def describe(self) -> dict:
         return asdict(self.spec)
+
+
+def game_gaps(matrix: torch.Tensor, logp: torch.Tensor, ref_logp: torch.Tensor,
+              beta: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """(exploitability, duality gap) of policies over N responses (module docstring, "Game metrics").
+    matrix (N, N): P(y_i > y_j); logp, ref_logp (..., N): log pi and log pi_ref (-inf allowed where the
+    probability is 0); beta: the KL strength of the regularised game. Returns two (...,) tensors."""
+    pi = logp.exp()
+    beats = pi @ matrix.T                                              # P(y > pi), (..., N)
+    exploitability = beats.max(-1).values - 0.5
+    kl = torch.where(pi > 0, pi * (logp - ref_logp), torch.zeros_like(pi)).sum(-1)
+    best = beta * torch.logsumexp(ref_logp + beats / beta, -1)         # max_pi' P(pi' > pi) - beta KL(pi' || pi_ref)
+    return exploitability, 2 * (best + beta * kl - 0.5)

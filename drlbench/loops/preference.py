@@ -5,7 +5,13 @@ gets its reference policy (SFT on noisy demonstrations, cached per task and seed
 drlbench.llm.reference), the agent's policy starts as a copy of it, and
 - sampling = "offline": `num_pairs` pairs from the reference, labelled once (drlbench.llm.data);
   each gradient step draws `batch_size` of them with replacement;
-- sampling = "online": each gradient step labels `batch_size` fresh pairs sampled from the policy.
+- sampling = "online": each gradient step labels `batch_size` fresh pairs sampled from the policy;
+- sampling = "snapshot": the same from the agent's frozen iterate pi_t instead (iterative methods).
+What else a method needs it declares (`agent.needs(config)`, drlbench.llm.data.DataNeeds; the loop
+names no method): groups of K answers per prompt with their exact preference matrix instead of
+labelled pairs (plus the gold answer as a candidate), the second answer of each pair from the
+token-wise logit mixture of the sampler and pi_ref, and an iteration length: after every
+`iteration_steps` gradient steps the loop calls `agent.next_iteration()` (pi_t <- pi_theta).
 `steps` counts gradient steps. Every `eval_every_steps` the policy is evaluated exactly (every
 response of every context enumerated, drlbench.llm.tasks.Task.evaluate): `evaluations.csv` gets the
 normalised score (reference 0, KL-regularised optimum 1) as `return_mean` and the mean response
@@ -32,7 +38,8 @@ EVALUATION = ("exact, by enumeration of every response of every context: return_
 class Config:
     batch_size: int = hp("[1, inf)")                       # pairs per gradient step
     num_pairs: int = hp("[1, inf)")                        # offline dataset size per seed
-    sampling: str = hp(choices=("offline", "online"))      # online: fresh pairs from the policy every step
+    sampling: str = hp(choices=("offline", "online", "snapshot"))   # online: fresh pairs from the policy every
+    # step; snapshot: from the iterate pi_t
 
 
 def check(cfg) -> None:
@@ -45,10 +52,20 @@ def check(cfg) -> None:
 
     base, parameters = envs.parse_physics(cfg.env_id)
     task_spec(base.partition(":")[2], parameters)   # integers, head counts, enumeration size
+    from drlbench.agents import get_agent
+
+    needs, sampling = get_agent(cfg.agent).needs(cfg.hyperparameters), cfg.loop.sampling
+    if sampling == "offline" and (needs.group_size or needs.mixture_coef is not None):
+        what = "groups of answers" if needs.group_size else "the second answer of each pair"
+        raise UsageError(f"{cfg.agent} samples {what} while it trains: sampling=online or sampling=snapshot, "
+                         "not offline")
+    if sampling == "snapshot" and not needs.iteration_steps:
+        raise UsageError(f"sampling=snapshot draws from the iterate pi_t, which {cfg.agent} does not keep: "
+                         "sampling=online or offline")
 
 
 def run(session: Session) -> None:
-    from drlbench.llm.data import offline_pairs, online_pairs
+    from drlbench.llm.data import mixture_pairs, offline_pairs, online_groups, online_pairs
     from drlbench.llm.evaluation import ExactEvaluator
     from drlbench.llm.policy import stack
     from drlbench.llm.reference import reference
@@ -65,12 +82,20 @@ def run(session: Session) -> None:
         record.meta.update(steps_unit="gradient steps", evaluation=EVALUATION, eval_episodes=1,
                            llm_task=task.describe())
     data = offline_pairs(task, ref, seeds, cfg.num_pairs) if cfg.sampling == "offline" else None
+    needs, population = agent.needs(agent.config), session.population
     session.begin()
     while session.step < session.cfg.steps:
+        sampler = agent.snapshot if cfg.sampling == "snapshot" else agent.policy
         if data is not None:
-            batch = data.take(session.population.randint(data.size, cfg.batch_size))
+            batch = data.take(population.randint(data.size, cfg.batch_size))
+        elif needs.group_size:
+            batch = online_groups(task, sampler, ref, population, cfg.batch_size, needs.group_size, needs.gold)
+        elif needs.mixture_coef is not None:
+            batch = mixture_pairs(task, sampler, ref, population, cfg.batch_size, needs.mixture_coef)
         else:
-            batch = online_pairs(task, agent.policy, ref, session.population, cfg.batch_size)
+            batch = online_pairs(task, sampler, ref, population, cfg.batch_size)
         session.check_finite(agent.update(batch))
         session.step += 1
+        if needs.iteration_steps and session.step % needs.iteration_steps == 0:
+            agent.next_iteration()
         session.after_step(lambda: {})
