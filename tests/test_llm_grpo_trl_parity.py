@@ -66,7 +66,8 @@ def _accelerator():
 
 def _trl_self(lp, **cfg):
     """A stub GRPOTrainer / RLOOTrainer: the attributes `_compute_loss` reads, and the per-token log-probs."""
-    args = SimpleNamespace(delta=cfg.pop("delta", None), use_bias_correction_kl=cfg.pop("use_bias_correction_kl", False),
+    args = SimpleNamespace(delta=cfg.pop("delta", None),
+                           use_bias_correction_kl=cfg.pop("use_bias_correction_kl", False),
                            sapo_temperature_pos=cfg.pop("tau_pos", 1.0), sapo_temperature_neg=cfg.pop("tau_neg", 1.05),
                            steps_per_generation=1)
     return SimpleNamespace(
