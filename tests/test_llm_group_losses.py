@@ -601,3 +601,38 @@ def test_bad_arguments_say_what_is_wrong():
                         for k, v in vars(example()).items()})
     with pytest.raises(ValueError, match="G >= 2"):
         GL.copg(one)
+
+
+# ---------------------------------------------------------------- learning direction on a bandit
+def bandit(name: str) -> float:
+    """One-token answers from a tabular softmax policy (2 prompts x 4 answers, answer q is right for prompt q,
+    reward 1 else 0), G = 8 samples per prompt, on-policy, 60 Adam steps (lr 0.1) with the loss's
+    hyper-parameters of HAND: the final probability of the right answers (mean over prompts; 1/4 at start)."""
+    hp, _ = HAND[name]
+    gen = torch.Generator().manual_seed(0)
+    logits = torch.zeros(1, 2, 4, dtype=torch.float64, requires_grad=True)
+    ref = torch.log_softmax(logits.detach(), -1)
+    opt = torch.optim.Adam([logits], lr=0.1)
+    right = torch.tensor([0, 1])
+    for _ in range(60):
+        logp_all = torch.log_softmax(logits, -1)                                    # (1, 2, 4)
+        with torch.no_grad():
+            answers = torch.multinomial(logp_all[0].exp(), 8, replacement=True, generator=gen).unsqueeze(0)
+        logps = torch.gather(logp_all, -1, answers).unsqueeze(-1)                    # (1, 2, 8, 1)
+        rewards = (answers == right.view(1, 2, 1)).double()
+        greedy = (logp_all.detach().argmax(-1) == right.view(1, 2)).double()
+        batch = GroupBatch(logps=logps, old_logps=logps.detach(),
+                           ref_logps=torch.gather(ref, -1, answers).unsqueeze(-1), mask=torch.ones_like(logps.detach()),
+                           rewards=rewards, max_len=1, baseline_rewards=greedy)
+        loss, _ = GROUP_LOSSES[name](batch, **hp)
+        opt.zero_grad()
+        loss.sum().backward()
+        opt.step()
+    return torch.softmax(logits.detach(), -1)[0, [0, 1], [0, 1]].mean().item()
+
+
+@pytest.mark.parametrize("name", sorted(HAND))
+def test_every_loss_learns_a_two_prompt_bandit(name):
+    """Every loss raises the right answers' probability from 0.25 to above 0.9 (measured: 0.987 to 0.994)."""
+    p_right = bandit(name)
+    assert p_right > 0.9, (name, p_right)
