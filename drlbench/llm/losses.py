@@ -432,7 +432,8 @@ def _first_second(batch: PairBatch):
     (lp, lp2), (ref, ref2), (m, m2) = (pick(batch.chosen_logps, batch.rejected_logps),
                                        pick(batch.ref_chosen_logps, batch.ref_rejected_logps),
                                        pick(batch.chosen_mask, batch.rejected_mask))
-    p_first = torch.where(batch.first_won, batch.preference, 1 - batch.preference)
+    p_first = None if batch.preference is None else torch.where(batch.first_won, batch.preference,
+                                                                 1 - batch.preference)
     return (lp, ref, m), (lp2, ref2, m2), p_first
 
 
