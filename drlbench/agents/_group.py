@@ -37,7 +37,6 @@ class GroupConfig:
 class GroupAgent(Agent):
     loop = "group"
     loss: ClassVar[str]                          # key of drlbench.llm.group_losses.GROUP_LOSSES
-    min_group_size: ClassVar[int] = 2            # completions per prompt the loss needs (ReMax: 1)
     needs_greedy_baseline: ClassVar[bool] = False   # the loss reads baseline_rewards (ReMax)
     Config = GroupConfig
 

@@ -51,7 +51,7 @@ _ROUND_STRIDE = 1_000_003    # round r of a cycle: generator seed = cycle seed +
 @dataclass(frozen=True)
 class Config:
     prompts_per_step: int = hp("[1, inf)")            # Q prompts per member per sampled batch
-    group_size: int = hp("[1, inf)")                  # G completions per prompt
+    group_size: int = hp("[2, inf)")                  # G completions per prompt (a group: at least 2)
     num_iterations: int = hp("[1, inf)")              # mu: gradient steps on each sampled batch
     lag: int = hp("[0, inf)")                         # k: the behaviour policy is k updates old (0: on-policy)
     temperature: float = hp("(0, inf)")               # sampling temperature (log-probs taken at it too)
@@ -90,9 +90,6 @@ def check(cfg) -> None:
     base, parameters = envs.parse_physics(cfg.env_id)
     spec = task_spec(base.partition(":")[2], parameters)   # integers, head counts, enumeration size
     loop: Config = cfg.loop
-    if loop.group_size < agent.min_group_size:
-        raise UsageError(f"group_size={loop.group_size}: {cfg.agent} needs group_size >= {agent.min_group_size} "
-                         "(its baseline or contrast uses the other completions of the group)")
     if agent.needs_greedy_baseline and not loop.greedy_baseline:
         raise UsageError(f"greedy_baseline=false: {cfg.agent}'s baseline is the greedy answer's reward; "
                          "set greedy_baseline=true")
