@@ -3,14 +3,16 @@
 Demonstrator of run seed s, context c: at each position EOS with probability `demo_eos`, otherwise a
 content token from softmax(demo_alignment * w_c / reward_scale + demo_noise * N(0, 1)) (the noise
 drawn once per seed and context). So pi_ref is deliberately imperfect: partly aligned with the
-true reward, partly noise (the "suboptimal reference" regime of Tajwar et al. 2024).
+true reward, partly noise (the "suboptimal reference" regime of Tajwar et al. 2024). A task with
+its own demonstrator (`task.demonstrations(seed)`, llm:arith's noisy answers) supplies them instead.
 SFT: `demos` demonstrations, `sft_steps` Adam steps (lr `sft_lr`) of token-mean NLL on minibatches
 of 64, from a model initialised by generator(seed). Everything is drawn from generators seeded by
 s, so the same (task, seed) gives the same reference bit for bit on the same machine.
 
 Cache: `<data folder>/llm-reference/<task>-seed<s>-<hash>.pt` (the data folder of `drlbench
 dataset list`, $DRLBENCH_DATA), where the hash covers every task parameter (TaskSpec) and the
-format version: a changed task or recipe never reuses a stale reference. Written atomically.
+format version (plus `task.CACHE_KEY`, the version of a task's own demonstrator, where it has one): a
+changed task or recipe never reuses a stale reference. Written atomically.
 """
 from __future__ import annotations
 
@@ -35,13 +37,18 @@ def cache_folder() -> Path:
 
 
 def cache_path(task: Task, seed: int) -> Path:
-    key = json.dumps({"format": FORMAT, "spec": asdict(task.spec), "seed": seed}, sort_keys=True)
+    key = {"format": FORMAT, "spec": asdict(task.spec), "seed": seed}
+    if getattr(task, "CACHE_KEY", None) is not None:   # tasks with their own demonstrator (llm:arith)
+        key["task"] = task.CACHE_KEY
+    key = json.dumps(key, sort_keys=True)
     digest = hashlib.sha1(key.encode()).hexdigest()[:12]
     return cache_folder() / f"{task.spec.name}-seed{seed}-{digest}.pt"
 
 
 def demonstrations(task: Task, seed: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(contexts (n,), tokens (n, L), mask (n, L)) of the noisy demonstrator of run seed `seed`."""
+    if hasattr(task, "demonstrations"):   # a task's own demonstrator (llm:arith)
+        return task.demonstrations(seed)
     spec, dev = task.spec, task.device
     g = torch.Generator(device=dev).manual_seed(1_000_003 * seed + 17)
     logits = (spec.demo_alignment * task.w[:, 1:] / spec.reward_scale
