@@ -39,7 +39,9 @@ resulting fraction (`ref_extreme_train`).
 Evaluation (exact, per member). With p_c = pi(y*(c) | c) the success probability (pass@1):
     score          = success_train: mean p_c over the training prompts (exact pass@1 there)
     success_test   mean p_c over the held-out prompts (never demonstrated, never sampled in training)
-    pass_k_train / pass_k_test   mean of 1 - (1 - p_c)^k, k = `pass_k` (k independent samples)
+    pass_k_train / pass_k_test   mean of 1 - (1 - p_c)^k, k = `pass_k`: the probability that one of k
+                   independent samples is right (Chen et al. 2021's pass@k, exact here: p_c is known,
+                   no unbiased estimator from n samples is needed)
     reward         E_pi[r] (partial credit included)             kl       KL(pi || pi_ref)
     entropy        H(pi(. | c)) (sequence entropy, nats)         length   E_pi[number of digits]
     ref_success_train / ref_success_test   the reference's p_c
