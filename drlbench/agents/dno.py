@@ -1,6 +1,6 @@
 """DNO-Prct: Rosset et al. 2024, "Direct Nash Optimization: Teaching Language Models to Self-Improve with
 General Preferences" (arXiv 2404.03715), Alg. 2, the practical batched on-policy version. Iteration t:
-K answers per prompt from pi_t (sampling = "snapshot") plus the gold (teacher) answer, ranked by the
+K answers per prompt from pi_t (sampling = "snapshot") plus the gold (teacher) answer (`gold`), ranked by the
 annotator's win rate among the K + 1 candidates; the best and the worst form the pair, kept only
 when their win rates differ by at least `margin` (drlbench.llm.data.large_margin_pairs); then DPO
 with pi_t as the reference,
@@ -26,6 +26,7 @@ class DNOConfig(IterativeConfig):
     beta: float = hp("(0, inf)")
     group_size: int = hp("[2, 64]")    # K on-policy answers per prompt (the gold answer comes on top)
     margin: float = hp("[0, 1]")       # least win-rate gap of a kept pair
+    gold: bool = hp()                  # the gold (teacher) answer as one more candidate
 
 
 class DNO(PreferenceAgent):
@@ -37,7 +38,7 @@ class DNO(PreferenceAgent):
 
     @classmethod
     def needs(cls, config) -> DataNeeds:
-        return DataNeeds(group_size=config.group_size, gold=True, iteration_steps=config.iteration_steps)
+        return DataNeeds(group_size=config.group_size, gold=config.gold, iteration_steps=config.iteration_steps)
 
     def update_groups(self, groups: PreferenceGroups):
         pairs = large_margin_pairs(groups, self.config.margin)
