@@ -407,3 +407,33 @@ def test_bad_input_is_one_line_exit_2(run_cli, tmp_path, args, needle):
     code, _, err = run_cli(*args, "--out", tmp_path / "out")
     assert code == 2 and needle in err and err.count("\n") == 1, err
     assert not (tmp_path / "out").exists()
+
+
+def test_resume_keeps_the_iterates(run_cli, tmp_path, monkeypatch):
+    """Interrupted after the checkpoint at step 4 (pi_t set at step 3, pi_{t-1} at step 3 too), resumed: the
+    same records as a run straight through (the iterates travel in the checkpoint)."""
+    from drlbench.harness import Session
+
+    args = ["run", "apo", "--env", SMALL, "--steps", "6", "--eval-every", "2", "--seeds", "0-1", "--batched",
+            "--quiet", "--set", "iteration_steps=3", "batch_size=8"]
+    assert run_cli(*args, "--out", tmp_path / "straight")[0] == 0
+    original, calls = Session.save_checkpoint, []
+
+    def interrupt_after_second_checkpoint(self, loop_state):
+        original(self, loop_state)
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(Session, "save_checkpoint", interrupt_after_second_checkpoint)
+    assert run_cli(*args, "--out", tmp_path / "resumed")[0] == 130
+    monkeypatch.setattr(Session, "save_checkpoint", original)
+    code, _, err = run_cli(*args, "--out", tmp_path / "resumed", "--resume")
+    assert code == 0, err
+    for seed in (0, 1):
+        (a,) = (tmp_path / "straight").glob(f"*/apo*/seed_{seed}")
+        (b,) = (tmp_path / "resumed").glob(f"*/apo*/seed_{seed}")
+        strip = lambda rows: [{k: v for k, v in r.items() if k != "wall_time_s"} for r in rows]   # noqa: E731
+        assert strip(read(a / "llm_evaluations.csv")) == strip(read(b / "llm_evaluations.csv"))
+        assert strip(read(a / "evaluations.csv")) == strip(read(b / "evaluations.csv"))
+        assert len(read(a / "llm_evaluations.csv")) == 4
