@@ -361,9 +361,10 @@ def resolve(agent: str, env: str, overrides: list[str] = (), *, steps: int | Non
         raise UsageError("the following arguments are required: --env")
     else:
         env_id = envs.resolve(env)
-        if env_id.startswith("llm:") and agent_cls.loop != "preference":
-            raise UsageError(f"{env_id} is a preference task of the LLM track; agents that train on it: "
-                             + ", ".join(sorted(n for n, c in _agents().items() if c.loop == "preference")))
+        if env_id.startswith("llm:") and not getattr(loop_module, "LLM_TASKS", False):
+            raise UsageError(f"{env_id} is a task of the LLM track; agents that train on it: "
+                             + ", ".join(sorted(n for n, c in _agents().items()
+                                                if getattr(get_loop(c.loop), "LLM_TASKS", False))))
     if sim_env is not None:
         sim_env = _check_sim_env(sim_env, eval_env or env_id)
     suite = suite_of(env_id)

@@ -16,6 +16,8 @@ from drlbench.loops import get_loop
 ENV = {"stream_q": "CartPole", "stream_td": "CartPole"}
 ENV.update({name: "llm:bt-seq?contexts=2,max_len=3,sft_steps=10,demos=64"   # LLM track: a tiny preference task
             for name, cls in AGENTS.items() if cls.loop == "preference"})
+ENV.update({name: "llm:arith?demos=128,max_len=1,modulus=4,sft_steps=20"   # group methods: a tiny verifiable task
+            for name, cls in AGENTS.items() if cls.loop == "group"})
 # Small networks and schedules that make a few environment steps train (each key only if the agent has it).
 TINY = {"learning_starts": "0", "random_steps": "0", "batch_size": "4", "buffer_size": "100",
         "hidden_sizes": "[8]", "q_hidden_sizes": "[8]", "n_steps": "4", "vf_batch_size": "4", "num_pairs": "16"}

@@ -17,23 +17,6 @@ TINY_PHYSICS = {"contexts": 3, "demos": 256, "max_len": 4, "sft_steps": 30}
 SMALL = ("prompts_per_step=4", "group_size=4")   # settings given later on the command line win
 
 
-def _cli_refuses_group_agents() -> bool:
-    """drlbench/config.py refused every non-preference agent on llm: tasks before the group loop."""
-    from drlbench.config import resolve
-    from drlbench.errors import UsageError
-
-    try:
-        resolve("grpo", "llm:bt-seq", steps=1)
-    except UsageError as exc:
-        return "preference task" in str(exc)
-    return False
-
-
-needs_cli = pytest.mark.skipif(_cli_refuses_group_agents(), reason=(
-    "drlbench/config.py still refuses group agents on llm: tasks (a one-line change: "
-    "benchmarks/notes/group-loop.md, 'Needed in files that are not mine')"))
-
-
 @pytest.fixture(autouse=True)
 def cache(tmp_path_factory, monkeypatch):
     """Every test caches references in one temporary data folder."""
@@ -89,7 +72,6 @@ def model(state):
 
 
 # ------------------------------------------------------------------------------ records
-@needs_cli
 def test_run_writes_the_records_and_is_deterministic(run_cli, tmp_path):
     for out in ("a", "b"):
         train(run_cli, tmp_path / out)
@@ -109,7 +91,6 @@ def test_run_writes_the_records_and_is_deterministic(run_cli, tmp_path):
     assert float(metrics[0]["groups_drawn"]) == 4.0                         # the preset's prompts_per_step
 
 
-@needs_cli
 def test_on_arith_training_samples_only_the_training_prompts(run_cli, tmp_path, updates):
     from drlbench.llm.tasks import make as make_task
 
@@ -147,7 +128,6 @@ def test_token_logprobs_are_those_of_the_tempered_distribution():
 
 
 # ------------------------------------------------------------------------------ the off-policy knobs
-@needs_cli
 def test_lag_samples_from_the_policy_k_updates_old(run_cli, tmp_path, updates):
     train(run_cli, tmp_path, "grpo", "lag=2", steps=6, every=6)
     assert len(updates) == 6
@@ -160,7 +140,6 @@ def test_lag_samples_from_the_policy_k_updates_old(run_cli, tmp_path, updates):
             assert gap(updates[n][1]) > 1e-3 and gap(updates[n - 1][1]) > 1e-3, n
 
 
-@needs_cli
 def test_num_iterations_take_mu_steps_on_one_batch(run_cli, tmp_path, updates):
     train(run_cli, tmp_path, "grpo", "num_iterations=3", steps=6, every=6)
     batches = [groups for groups, _ in updates]
@@ -173,7 +152,6 @@ def test_num_iterations_take_mu_steps_on_one_batch(run_cli, tmp_path, updates):
 
 
 # ------------------------------------------------------------------------------ DAPO and ReMax pieces
-@needs_cli
 def test_dynamic_sampling_drops_groups_whose_rewards_are_all_equal(run_cli, tmp_path, updates, binary_reward):
     train(run_cli, tmp_path / "plain", "grpo", "group_size=2", steps=4, every=4)
     plain = [g.rewards for g, _ in updates]
@@ -188,7 +166,6 @@ def test_dynamic_sampling_drops_groups_whose_rewards_are_all_equal(run_cli, tmp_
     assert all(d % 4 == 0 for d in drawn) and max(drawn) > 4            # more than Q drawn, Q at a time
 
 
-@needs_cli
 def test_dynamic_sampling_gives_up_after_max_sampling_rounds(run_cli, tmp_path, updates, monkeypatch):
     monkeypatch.setattr(Task, "reward", lambda self, c, y: torch.zeros(y.shape[:-1]))   # every group degenerate
     train(run_cli, tmp_path, "grpo", "dynamic_sampling=true", "max_sampling_rounds=3", steps=2, every=2)
@@ -196,7 +173,6 @@ def test_dynamic_sampling_gives_up_after_max_sampling_rounds(run_cli, tmp_path, 
     assert float(rows(seed_dir(tmp_path, "grpo", 0) / "group_metrics.csv")[0]["groups_drawn"]) == 12.0
 
 
-@needs_cli
 def test_overlong_shaping_by_hand(run_cli, tmp_path, updates):
     train(run_cli, tmp_path, "grpo", "overlong_cache=2", "group_size=8", steps=1, every=1)
     groups, _ = updates[0]
@@ -208,7 +184,6 @@ def test_overlong_shaping_by_hand(run_cli, tmp_path, updates):
     assert {2, 3, 4} & set(n.flatten().tolist())
 
 
-@needs_cli
 def test_remax_baseline_is_the_reward_of_the_greedy_answer(run_cli, tmp_path, updates):
     train(run_cli, tmp_path, "remax", steps=2, every=2)
     task = tiny_task()
@@ -220,7 +195,6 @@ def test_remax_baseline_is_the_reward_of_the_greedy_answer(run_cli, tmp_path, up
 
 
 # ------------------------------------------------------------------------------ resume, populations
-@needs_cli
 def test_resume_equals_an_uninterrupted_run(run_cli, tmp_path, monkeypatch, binary_reward):
     from drlbench.harness import Session
 
@@ -248,7 +222,6 @@ def test_resume_equals_an_uninterrupted_run(run_cli, tmp_path, monkeypatch, bina
         assert len(rows(a / "evaluations.csv")) == 5
 
 
-@needs_cli
 def test_batched_population_equals_separate_runs(run_cli, tmp_path, binary_reward):
     sets = ("group_size=2", "dynamic_sampling=true", "lag=1")   # members need different numbers of draws
     train(run_cli, tmp_path / "batched", "grpo", *sets, steps=6, every=3, seeds="0-1", extra=["--batched"])
@@ -266,7 +239,6 @@ def test_batched_population_equals_separate_runs(run_cli, tmp_path, binary_rewar
 
 
 # ------------------------------------------------------------------------------ refusals
-@needs_cli
 @pytest.mark.parametrize("args, needle", [
     (["grpo", "--set", "group_size=1"], "group_size=1"),
     (["remax", "--set", "greedy_baseline=false"], "greedy_baseline"),

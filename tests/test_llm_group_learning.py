@@ -9,30 +9,12 @@ import pytest
 STEPS = 200
 
 
-def _cli_refuses_group_agents() -> bool:
-    """drlbench/config.py refused every non-preference agent on llm: tasks before the group loop."""
-    from drlbench.config import resolve
-    from drlbench.errors import UsageError
-
-    try:
-        resolve("grpo", "llm:bt-seq", steps=1)
-    except UsageError as exc:
-        return "preference task" in str(exc)
-    return False
-
-
-needs_cli = pytest.mark.skipif(_cli_refuses_group_agents(), reason=(
-    "drlbench/config.py still refuses group agents on llm: tasks (a one-line change: "
-    "benchmarks/notes/group-loop.md, 'Needed in files that are not mine')"))
-
-
 @pytest.fixture(autouse=True)
 def cache(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("DRLBENCH_DATA", str(tmp_path_factory.getbasetemp() / "llm-data"))
 
 
 @pytest.mark.slow
-@needs_cli
 @pytest.mark.parametrize("agent", ["grpo", "rloo", "gspo"])
 def test_group_agents_raise_the_success_probability_on_arith(agent, run_cli, tmp_path):
     code, _, err = run_cli("run", agent, "--env", "llm:arith", "--steps", STEPS, "--eval-every", STEPS,

@@ -43,6 +43,7 @@ from drlbench.errors import UsageError
 from drlbench.harness import Session
 
 USES_TRAINING_ENV = False    # the harness builds no training environment for this loop
+LLM_TASKS = True             # trains on `llm:` tasks (drlbench.config lets its agents run there)
 EVALUATION = ("exact, by enumeration of every response of every context (the task's score: "
               "return_mean; length_mean = mean response length)")
 _ROUND_STRIDE = 1_000_003    # round r of a cycle: generator seed = cycle seed + r * stride

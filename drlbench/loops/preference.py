@@ -30,6 +30,7 @@ from drlbench.errors import UsageError
 from drlbench.harness import Session
 
 USES_TRAINING_ENV = False    # the harness builds no training environment for this loop
+LLM_TASKS = True             # trains on `llm:` tasks (drlbench.config lets its agents run there)
 EVALUATION = ("exact, by enumeration of every response of every context: return_mean = 1 - regret/regret(pi_ref), "
               "regret = J(pi*) - J(pi), J = E[r] - beta KL(pi || pi_ref); length_mean = mean response length")
 
@@ -51,7 +52,12 @@ def check(cfg) -> None:
     from drlbench.llm.tasks import task_spec
 
     base, parameters = envs.parse_physics(cfg.env_id)
-    task_spec(base.partition(":")[2], parameters)   # integers, head counts, enumeration size
+    name = base.partition(":")[2]
+    task_spec(name, parameters)   # integers, head counts, enumeration size
+    if name == "arith":
+        raise UsageError(f"{cfg.agent} learns from preference pairs; llm:arith has a verifiable reward, not "
+                         "preferences: train a group method on it (grpo, rloo, reinforce_pp, ...; "
+                         "`drlbench list agents`)")
     from drlbench.agents import get_agent
 
     needs, sampling = get_agent(cfg.agent).needs(cfg.hyperparameters), cfg.loop.sampling
