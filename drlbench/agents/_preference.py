@@ -5,7 +5,7 @@ The agent owns the policy (a drlbench.llm.policy.TinyLM with a population axis, 
 the reference) and one Adam over it. `update(pairs)` computes the policy's per-token log-probs of
 the chosen and rejected responses (and, when the method needs them, the full-vocabulary token KL
 to the reference, the gold response's log-probs, the true token rewards), builds a
-`losses.PairBatch` over the P*B pairs, calls `LOSSES[loss]` with the Config fields that are
+`losses.PairBatch` over the P*B pairs, calls `ALL_LOSSES[loss]` with the Config fields that are
 parameters of the loss function, and takes one Adam step on the sum over members of each member's
 batch-mean loss (Adam is elementwise, so every member's step is its own).
 

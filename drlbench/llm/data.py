@@ -52,7 +52,7 @@ class Pairs:
     gold_mask: torch.Tensor | None = None
     chosen_token_reward: torch.Tensor | None = None     # (P, B, L) the task's true per-token reward (TGDPO)
     rejected_token_reward: torch.Tensor | None = None
-    first_won: torch.Tensor | None = None      # (P, B) bool: the chosen response is the first sample
+    first_won: torch.Tensor | None = None         # (P, B) bool: the chosen response is the first sample
     preference: torch.Tensor | None = None        # (P, B) P(chosen > rejected), the true preference
     weight: torch.Tensor | None = None            # (P, B) per-pair loss weight (DNO's filter); None: all 1
 
