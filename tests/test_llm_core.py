@@ -186,7 +186,7 @@ def test_online_dpo_and_every_method_update_once():
     (["run", "dpo", "--env", "llm:bt-seq?n_heads=3", "--steps", "5"], "n_heads"),
     (["run", "dpo", "--env", "llm:bt-seq?content_tokens=8,max_len=6", "--steps", "5"], "enumerate"),
     (["run", "dpo", "--env", "Pendulum"], "llm:bt-seq"),
-    (["run", "sac", "--env", "llm:bt-seq"], "preference task"),
+    (["run", "sac", "--env", "llm:bt-seq"], "task of the LLM track"),
     (["run", "simpo", "--env", "llm:len-bias", "--set", "gamma=-1"], "gamma=-1"),
     (["run", "f_dpo", "--env", "llm:bt-seq", "--set", "divergence=hellinger"], "divergence=hellinger"),
 ])
