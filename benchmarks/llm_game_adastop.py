@@ -2,7 +2,7 @@
 better), which `drlbench compare` cannot test (it tests the score). Reads each run's final row of
 llm_evaluations.csv; one interim (n = number of seeds, K = 1), family-wise error 0.05.
 
-    python benchmarks/llm_game_adastop.py [RESULTS_DIR]        (default results/llm; after benchmarks/llm_nash.sh)
+    python benchmarks/llm_game_adastop.py [RESULTS_DIR]        (default results/llm-nash, as benchmarks/llm_nash.sh)
 """
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import numpy as np
 
 from drlbench.stats import AdaStop
 
-ROOT = Path(sys.argv[1] if len(sys.argv) > 1 else "results/llm") / "llm:bt-seq-intransitive"
+ROOT = Path(sys.argv[1] if len(sys.argv) > 1 else "results/llm-nash") / "llm:bt-seq-intransitive"
 
 
 def final(agent: str, key: str) -> np.ndarray:
