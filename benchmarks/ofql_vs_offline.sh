@@ -22,7 +22,7 @@ for stage in $STAGES; do
   case $stage in
     mr|me)
       data=pendulum-medium-replay; [ "$stage" = me ] && data=pendulum-medium-expert
-      $D run ofql --env "$data" --seeds 0-4 --steps "$STEPS" --out results/offline --tag "$(label ofql "$STEPS")" --quiet
+      $D run ofql --env "$data" --seeds 0-4 --steps "$STEPS" --out results/offline --tag "$(label ofql "$STEPS")" --quiet --resume
       [ "$STEPS" = 20000 ] || continue
       for baseline in td3_bc iql bc; do
         if [ -d "results/offline/$data/$baseline" ]; then
@@ -31,7 +31,7 @@ for stage in $STAGES; do
       done ;;
     mr-k5)
       $D run ofql --env pendulum-medium-replay --seeds 0-4 --steps "$K5_STEPS" --out results/offline \
-        --tag "$(label ofql_k5 "$K5_STEPS")" --set sampling_steps=5 --quiet ;;
+        --tag "$(label ofql_k5 "$K5_STEPS")" --set sampling_steps=5 --quiet --resume ;;
     *) echo "unknown stage $stage (mr, mr-k5, me)" >&2; exit 2 ;;
   esac
 done
