@@ -5,7 +5,8 @@ from dataclasses import dataclass
 
 from drlbench.buffer import ReplayBuffer
 from drlbench.domains import hp
-from drlbench.harness import Session
+from drlbench.errors import UsageError
+from drlbench.harness import NonFiniteError, Session
 from drlbench.records import atomic_torch_save
 
 
@@ -16,6 +17,20 @@ class Config:
     random_steps: int = hp("[0, inf)", at_most="steps", soft=True)  # uniform-random actions for the first steps of each member
     learning_starts: int = hp("[0, inf)", at_most="steps")  # no updates before this many environment steps
     updates_per_step: float = hp("(0, inf)")  # gradient updates per environment step (UTD ratio)
+    cuda_graph: bool = hp()   # sample + update replayed as CUDA graphs (drlbench.cuda_graph); --device cuda, sac/td3
+
+
+def check(run_config) -> None:
+    """Refuse `cuda_graph = true` where it cannot run, before any run record is written."""
+    if not run_config.loop.cuda_graph:
+        return
+    from drlbench.cuda_graph import GRAPHED_AGENTS
+
+    if not str(run_config.device).startswith("cuda"):
+        raise UsageError(f"cuda_graph=true needs --device cuda (this run's device is {run_config.device})")
+    if run_config.agent not in GRAPHED_AGENTS:
+        raise UsageError(f"cuda_graph=true: CUDA graph capture is written for {', '.join(GRAPHED_AGENTS)}, "
+                         f"not {run_config.agent}")
 
 
 def run(session: Session) -> None:
@@ -23,6 +38,9 @@ def run(session: Session) -> None:
 
     Time limits: the buffer stores `terminated` only, so truncated transitions bootstrap from
     their true final observation (`Step.final_obs`) and terminal ones do not.
+
+    With `cuda_graph`, updates are CUDA graph replays (drlbench.cuda_graph.GraphedUpdate) and
+    their losses are checked for NaN/inf at each evaluation and at the end, not after every update.
     """
     cfg: Config = session.cfg.loop
     agent, env, pop = session.agent, session.env, session.population
@@ -35,6 +53,12 @@ def run(session: Session) -> None:
     else:
         buffer.load_state_dict(state["buffer"])
         obs, update_debt = state["obs"], state["update_debt"]
+    graphed = None
+    if cfg.cuda_graph:
+        from drlbench.cuda_graph import GraphedUpdate
+
+        graphed = GraphedUpdate(agent, buffer, cfg.batch_size)
+    checked_at = session.step
     session.begin()
 
     while session.step < session.cfg.steps:
@@ -51,8 +75,16 @@ def run(session: Session) -> None:
         if session.step >= cfg.learning_starts:
             update_debt += n * cfg.updates_per_step
             while update_debt >= 1.0:
-                session.check_finite(agent.update(buffer.sample(cfg.batch_size)))
+                if graphed is None:
+                    session.check_finite(agent.update(buffer.sample(cfg.batch_size)))
+                else:
+                    session.metrics = graphed()
                 update_debt -= 1.0
+        if graphed is not None and (session.step >= session.next_eval or session.step >= session.cfg.steps):
+            if graphed.saw_nonfinite():   # one host sync per evaluation
+                session.check_finite(session.metrics)   # names the members if the latest update is bad
+                raise NonFiniteError(f"non-finite losses in an update between step {checked_at} and {session.step}")
+            checked_at = session.step
         session.after_step(lambda: {"buffer": buffer.state_dict(), "obs": obs, "update_debt": update_debt})
     if session.cfg.snapshots:   # every transition in order (buffer_size >= steps), for medium-replay datasets
         atomic_torch_save(session.paths[0] / "replay.pt", {**buffer.state_dict(), "obs_dim": obs_dim,
