@@ -10,7 +10,9 @@ batch 256, buffer 1e6, gamma 0.99, tau 0.005, Adam 3e-4 for every network, one g
 environment step, `--warmup` uniform-random environment steps (no updates), then `--steps` timed
 learning steps. Per agent:
 - SAC: learned temperature starting at 1, target entropy -|A| (6 on HalfCheetah), actor and
-  temperature updated every step, targets every step (the paper's Table 1; SB3's defaults).
+  temperature updated every step, targets every step (the paper's Table 1; SB3's defaults); the
+  temperature loss on the actor loss's sampled actions (`alpha_resample=false` on drlbench, whose
+  preset re-samples after the actor step as softlearning does; SB3 and SBX do not).
   SBX 0.28.0: `ent_coef="auto"` (learned, init 1.0; SBX also takes "auto_0.1" etc.),
   `target_entropy="auto"` (-|A|), `policy_delay=1` (its default; >1 is an SBX extension),
   learning_rate 3e-4 (qf_learning_rate defaults to it), net_arch passed as [256, 256].

@@ -53,7 +53,10 @@ def sb3_steps_per_second(agent: str, warmup: int, steps: int, seed: int) -> floa
 
 
 SETTINGS = {
-    "sac": ["actor_lr=3e-4", "critic_lr=3e-4", "alpha_lr=3e-4", "initial_alpha=1.0"],
+    # alpha_resample=false: the temperature loss reads the log-probabilities of the actor loss's sample,
+    # as SB3 and SBX do (drlbench's preset re-samples after the actor step, as softlearning does: one
+    # more actor forward pass per update, which the peers do not make).
+    "sac": ["actor_lr=3e-4", "critic_lr=3e-4", "alpha_lr=3e-4", "initial_alpha=1.0", "alpha_resample=false"],
     "td3": ["actor_lr=3e-4", "critic_lr=3e-4", "policy_delay=2", "policy_noise=0.2", "noise_clip=0.5",
             "exploration_noise=0.1"],
 }
