@@ -90,6 +90,7 @@ def plan(template, seeds, *, batched: bool, resume: bool, skip_failed: bool = Fa
     from drlbench.records import RunRecord, run_dir
 
     todo, done, failed = [], [], []
+    unfinished: dict[int, tuple[int, ...]] = {}   # seed -> the seeds its checkpoint was written with
     for seed in seeds:
         path = run_dir(template.out, template.env_id, template.label, seed)
         if (path / "run.json").exists():
@@ -105,8 +106,20 @@ def plan(template, seeds, *, batched: bool, resume: bool, skip_failed: bool = Fa
             if not resume:
                 raise UsageError(f"{path} exists with status {status!r}; pass --resume to continue it, "
                                  f"or remove the directory")
+            unfinished[seed] = tuple(record.meta.get("batch_seeds") or (seed,))
         todo.append(seed)
-    groups = [todo] if batched and todo else [[s] for s in todo]
+    # An unfinished run resumes in the grouping that wrote its checkpoint (batched or not), whatever
+    # --batched says now; seeds with nothing to resume are grouped as asked.
+    groups = []
+    for group in dict.fromkeys(unfinished[s] for s in todo if s in unfinished):
+        missing = [s for s in group if s not in todo]
+        if missing:
+            raise UsageError(f"seed(s) {', '.join(map(str, (s for s in group if s in todo)))} of {template.label} were "
+                             f"trained batched with seeds {', '.join(map(str, group))}, and resume together: pass "
+                             f"--seeds covering {', '.join(map(str, group))}, or remove their directories")
+        groups.append(list(group))
+    fresh = [s for s in todo if s not in unfinished]
+    groups += [fresh] if batched and fresh else [[s] for s in fresh]
     return Plan([dataclasses.replace(template, seeds=tuple(group)) for group in groups], done, failed)
 
 

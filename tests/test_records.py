@@ -113,3 +113,24 @@ def test_tensorboard_scalars(run_cli, tmp_path):
     assert run_cli(*run_args(tmp_path, "td3", "--tensorboard"))[0] == 0
     events = list((tmp_path / "Pendulum-v1" / "small" / "seed_0" / "tensorboard").glob("events.out.tfevents.*"))
     assert events and events[0].stat().st_size > 0
+
+
+def test_unfinished_runs_resume_in_the_grouping_of_their_checkpoint(run_cli, tmp_path, monkeypatch):
+    original = Session.save_checkpoint
+
+    def interrupt(self, loop_state):
+        original(self, loop_state)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Session, "save_checkpoint", interrupt)
+    assert run_cli(*run_args(tmp_path, "td3", "--seed", "0"))[0] == 130          # seed 0 alone, interrupted
+    assert run_cli(*run_args(tmp_path, "td3", "--seeds", "1-2", "--batched"))[0] == 130   # seeds 1-2 batched
+    monkeypatch.setattr(Session, "save_checkpoint", original)
+    code, _, err = run_cli(*run_args(tmp_path, "td3", "--seeds", "1", "--resume"))
+    assert code == 2 and "trained batched with seeds 1, 2" in err and "\n" not in err.strip()
+    # --batched now: seed 0 resumes alone, seeds 1-2 together, seed 3 is new
+    code, _, err = run_cli(*run_args(tmp_path, "td3", "--seeds", "0-3", "--batched", "--resume"))
+    assert code == 0, err
+    for seed, group in [(0, [0]), (1, [1, 2]), (2, [1, 2]), (3, [3])]:
+        meta = json.loads((tmp_path / "Pendulum-v1" / "small" / f"seed_{seed}" / "run.json").read_text())
+        assert meta["status"] == "completed" and meta["batch_seeds"] == group
