@@ -24,12 +24,11 @@ this code base needs on top:
 - no host sync inside: instead of `Session.check_finite` after every update, each graph ORs
   "some loss is not finite" into a device flag; the loop reads it once per evaluation.
 
-Agents whose update has other Python-side state or host syncs must not be graphed:
-`GRAPH_CYCLE` lists the supported classes, each with the length of its update cycle.
+Agents whose update has other Python-side state or host syncs must not be graphed: an agent
+opts in by naming its cycle's config field in `Agent.graph_cycle` (SAC, TD3; subclasses that change
+the update set it back to None).
 """
 from __future__ import annotations
-
-from typing import Callable
 
 import torch
 
@@ -37,25 +36,18 @@ from drlbench.agents.base import Agent
 from drlbench.buffer import ReplayBuffer
 
 
-def _cycles() -> dict[type, Callable[[Agent], int]]:
-    from drlbench.agents.sac import SAC
-    from drlbench.agents.td3 import TD3
+def graphed_agents() -> list[str]:
+    """The agents whose `update` is written to be captured (`Agent.graph_cycle` set)."""
+    from drlbench.agents import AGENTS
 
-    return {
-        SAC: lambda agent: agent.config.target_update_interval,   # polyak when updates % interval == 0
-        TD3: lambda agent: agent.config.policy_delay,             # actor + polyak when updates % delay == 0
-    }
-
-
-GRAPHED_AGENTS = ("sac", "td3")   # exact classes: subclasses (pmoe_sac, td3_bc) change the update
+    return [name for name, cls in AGENTS.items() if cls.graph_cycle]
 
 
 def cycle_length(agent: Agent) -> int:
     """Phases of the agent's update cycle: one graph each. Refuses agents not written for graphs."""
-    cycle = _cycles().get(type(agent))
-    if cycle is None:
-        raise ValueError(f"CUDA graph capture is written for {', '.join(GRAPHED_AGENTS)}, not {type(agent).__name__}")
-    return int(cycle(agent))
+    if not agent.graph_cycle:
+        raise ValueError(f"CUDA graph capture is written for {', '.join(graphed_agents())}, not {agent.name}")
+    return int(getattr(agent.config, agent.graph_cycle))
 
 
 def make_optimizers_capturable(agent: Agent) -> None:
@@ -92,10 +84,6 @@ class GraphedUpdate:
         self.metrics: dict[str, torch.Tensor] = {}
         self.side_stream = torch.cuda.Stream(device=device)
         buffer.size_tensor   # start keeping the size on the device
-
-    @property
-    def captured(self) -> bool:
-        return bool(self.graphs)
 
     def _update(self) -> dict[str, torch.Tensor]:
         metrics = self.agent.update(self.buffer.sample_device_size(self.batch_size))

@@ -112,11 +112,12 @@ def plan(template, seeds, *, batched: bool, resume: bool, skip_failed: bool = Fa
     # --batched says now; seeds with nothing to resume are grouped as asked.
     groups = []
     for group in dict.fromkeys(unfinished[s] for s in todo if s in unfinished):
-        missing = [s for s in group if s not in todo]
-        if missing:
-            raise UsageError(f"seed(s) {', '.join(map(str, (s for s in group if s in todo)))} of {template.label} were "
-                             f"trained batched with seeds {', '.join(map(str, group))}, and resume together: pass "
-                             f"--seeds covering {', '.join(map(str, group))}, or remove their directories")
+        asked = [s for s in group if s in todo]
+        if len(asked) < len(group):
+            together = ", ".join(map(str, group))
+            raise UsageError(f"seed(s) {', '.join(map(str, asked))} of {template.label} were trained batched with "
+                             f"seeds {together}, and resume together: pass --seeds covering {together}, "
+                             f"or remove their directories")
         groups.append(list(group))
     fresh = [s for s in todo if s not in unfinished]
     groups += [fresh] if batched and fresh else [[s] for s in fresh]

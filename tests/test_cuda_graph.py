@@ -16,7 +16,7 @@ import torch
 from drlbench.agents import get_agent
 from drlbench.buffer import ReplayBuffer
 from drlbench.config import build, load_preset
-from drlbench.cuda_graph import GraphedUpdate, cycle_length, make_optimizers_capturable
+from drlbench.cuda_graph import GraphedUpdate, cycle_length, graphed_agents, make_optimizers_capturable
 from drlbench.loops.off_policy import Config as OffPolicyConfig
 from drlbench.population import Population
 
@@ -123,6 +123,7 @@ def test_optimizers_capturable_in_place():
 
 
 def test_cycle_lengths():
+    assert graphed_agents() == ["sac", "td3"]      # opted in by Agent.graph_cycle; subclasses opt out
     assert cycle_length(make_agent("sac", (0,))) == 1
     assert cycle_length(make_agent("sac", (0,), overrides=["target_update_interval=3"])) == 3
     assert cycle_length(make_agent("td3", (0,))) == 2

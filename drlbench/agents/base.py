@@ -33,6 +33,10 @@ class Agent(nn.Module):
     summary: ClassVar[str]
     loop: ClassVar[str]           # which harness loop trains it: "off_policy", ...
     Config: ClassVar[type]        # frozen dataclass of the agent's hyperparameters
+    # CUDA-graph capture (drlbench.cuda_graph): the config field k of `update`'s only Python-side
+    # branches (`updates % k == 0`), one graph per phase; None where `update` is not written to be
+    # captured (host syncs, other Python state).
+    graph_cycle: ClassVar[str | None] = None
 
     def __init__(self, observation_space: gym.Space, action_space: gym.Space, config: Any, population: Population):
         super().__init__()

@@ -59,6 +59,7 @@ class SAC(Agent):
     summary = "Soft Actor-Critic (Haarnoja et al. 2018): twin Q, learned temperature, tanh-Gaussian policy"
     loop = "off_policy"
     Config = SACConfig
+    graph_cycle = "target_update_interval"   # Polyak when updates % interval == 0
 
     def __init__(self, observation_space, action_space, config: SACConfig, population):
         super().__init__(observation_space, action_space, config, population)

@@ -43,6 +43,7 @@ class TD3(Agent):
     summary = "TD3 (Fujimoto et al. 2018): clipped double Q, target policy smoothing, delayed actor"
     loop = "off_policy"
     Config = TD3Config
+    graph_cycle = "policy_delay"   # actor step and Polyak when updates % delay == 0
 
     def __init__(self, observation_space, action_space, config: TD3Config, population):
         super().__init__(observation_space, action_space, config, population)

@@ -51,6 +51,7 @@ class TD3BC(TD3):
     summary = "TD3+BC (Fujimoto & Gu 2021): TD3 with an MSE behaviour-cloning term, Q term scaled by alpha/mean|Q|"
     loop = "offline"
     Config = TD3BCConfig
+    graph_cycle = None   # offline loop: no CUDA-graph path
     BC_METRIC = "bc_loss"     # the name the behaviour term is logged under
     ACTOR_METRICS = ("actor_loss", BC_METRIC, "q_pi", "lambda")
 

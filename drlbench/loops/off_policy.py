@@ -24,12 +24,13 @@ def check(run_config) -> None:
     """Refuse `cuda_graph = true` where it cannot run, before any run record is written."""
     if not run_config.loop.cuda_graph:
         return
-    from drlbench.cuda_graph import GRAPHED_AGENTS
+    from drlbench.agents import get_agent
+    from drlbench.cuda_graph import graphed_agents
 
     if not str(run_config.device).startswith("cuda"):
         raise UsageError(f"cuda_graph=true needs --device cuda (this run's device is {run_config.device})")
-    if run_config.agent not in GRAPHED_AGENTS:
-        raise UsageError(f"cuda_graph=true: CUDA graph capture is written for {', '.join(GRAPHED_AGENTS)}, "
+    if not get_agent(run_config.agent).graph_cycle:
+        raise UsageError(f"cuda_graph=true: CUDA graph capture is written for {', '.join(graphed_agents())}, "
                          f"not {run_config.agent}")
 
 
