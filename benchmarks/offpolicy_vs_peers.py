@@ -71,7 +71,7 @@ from pathlib import Path  # noqa: E402
 import torch  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from offpolicy_vs_sb3 import ENV, drlbench_steps_per_second, sb3_steps_per_second  # noqa: E402
+from offpolicy_vs_sb3 import ENV, drlbench_timed, sb3_steps_per_second  # noqa: E402
 
 SBX_VERSION = "0.28.0"
 MUJOCO_VERSION = "3.17.0"
@@ -79,7 +79,8 @@ WORKER = Path(__file__).resolve().with_name("_sbx_worker.py")
 DEFAULT_VENV = Path(__file__).resolve().parents[2] / "venvs" / "sbx"   # beside the repository
 XLA_FLAGS = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
 BATCH = 256
-LIBRARIES = ("stable-baselines3", "sbx", "drlbench")
+LIBRARIES = ("stable-baselines3", "sbx", "drlbench", "drlbench compile")
+COMPILE_UNTIMED = 2   # learning steps before the clock with compile=true: its first updates compile (SAC, TD3)
 
 
 # ----------------------------------------------------------------------------- SBX's venv
@@ -152,8 +153,10 @@ def sb3_run(agent: str, warmup: int, steps: int, update_steps: int, seed: int) -
             "buffer_size_at_update_timing": int(model.replay_buffer.size())}
 
 
-def drlbench_run(agent: str, warmup: int, steps: int, update_steps: int, seed: int) -> dict:
-    """offpolicy_vs_sb3.drlbench_steps_per_second, keeping its agent and replay buffer."""
+def drlbench_run(agent: str, warmup: int, steps: int, update_steps: int, seed: int, compiled: bool = False) -> dict:
+    """offpolicy_vs_sb3.drlbench_timed, keeping its agent and replay buffer. With `compiled`, the run
+    has compile=true and its first COMPILE_UNTIMED learning steps (which compile) are left out of
+    the clock, as SBX's JIT compilation is (their time is reported as compile_s)."""
     from drlbench.buffer import ReplayBuffer
     from drlbench.harness import Session
 
@@ -170,14 +173,15 @@ def drlbench_run(agent: str, warmup: int, steps: int, update_steps: int, seed: i
 
     Session.after_step, ReplayBuffer.sample = keep_agent, keep_buffer
     try:
-        rate = drlbench_steps_per_second(agent, warmup, steps, seed)
+        rate, untimed_s = drlbench_timed(agent, warmup, steps, seed, ("compile=true",) if compiled else (),
+                                         COMPILE_UNTIMED if compiled else 0)
     finally:
         Session.after_step, ReplayBuffer.sample = after_step, sample
     ours, buffer = kept["agent"], kept["buffer"]
     alone = (updates_per_second(lambda: ours.update(buffer.sample(BATCH)), lambda: ours.updates, update_steps)
              if update_steps else None)
     size = getattr(buffer, "size", None)
-    return {"steps_per_second": rate, "updates_per_second_alone": alone,
+    return {"steps_per_second": rate, "updates_per_second_alone": alone, **({"compile_s": untimed_s} if compiled else {}),
             "buffer_size_at_update_timing": int(size) if isinstance(size, (int, torch.Tensor)) else None}
 
 
@@ -190,6 +194,7 @@ def main() -> None:
     parser.add_argument("--update-steps", type=int, default=None,
                         help="timed gradient updates alone per run (default: --steps; 0: none)")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--libraries", default=",".join(LIBRARIES), help=f"comma-separated, from: {', '.join(LIBRARIES)}")
     parser.add_argument("--cpu", type=int, help="pin this process and the SBX worker to this core")
     parser.add_argument("--venv", type=Path, default=DEFAULT_VENV, help=f"SBX's venv (default {DEFAULT_VENV})")
     parser.add_argument("--out", type=Path, default=Path("runs/offpolicy_vs_peers"))
@@ -197,6 +202,9 @@ def main() -> None:
     agents = [a.strip() for a in args.agents.split(",") if a.strip()]
     if not agents or any(a not in ("sac", "td3") for a in agents):
         parser.error("--agents: sac and/or td3")
+    args.libraries = [lib.strip() for lib in args.libraries.split(",") if lib.strip()]
+    if not args.libraries or any(lib not in LIBRARIES for lib in args.libraries):
+        parser.error(f"--libraries: from {', '.join(LIBRARIES)}")
     update_steps = args.steps if args.update_steps is None else args.update_steps
     if args.cpu is not None:
         os.sched_setaffinity(0, {args.cpu})
@@ -209,11 +217,12 @@ def main() -> None:
     sbx_meta: dict = {}
     for agent in agents:
         for repeat in range(args.repeats):
-            for library in LIBRARIES:
+            for library in args.libraries:
                 if library == "stable-baselines3":
                     res = sb3_run(agent, args.warmup, args.steps, update_steps, repeat)
-                elif library == "drlbench":
-                    res = drlbench_run(agent, args.warmup, args.steps, update_steps, repeat)
+                elif library.startswith("drlbench"):
+                    res = drlbench_run(agent, args.warmup, args.steps, update_steps, repeat,
+                                       compiled=library == "drlbench compile")
                 else:
                     res = sbx_run(python, agent, args.warmup, args.steps, update_steps, repeat)
                     sbx_meta[agent] = {k: res.pop(k) for k in ("settings", "versions", "jax_devices", "xla_flags")}
@@ -239,18 +248,23 @@ def report(runs, agents, args, update_steps, affinity, load_before, load_after, 
           f"torch {torch.__version__}, stable-baselines3 {stable_baselines3.__version__}; SBX {versions.get('sbx')} "
           f"(jax {versions.get('jax')}, flax {versions.get('flax')}, its SB3 {versions.get('stable_baselines3')}). "
           f"1-min load average {load_before:.2f} before, {load_after:.2f} after\n")
-    print("| library | agent | steps/s | updates/s alone | steps/s ratio to drlbench | updates/s ratio to drlbench |")
+    print("| library | agent | steps/s | updates/s alone | steps/s / SBX's | updates/s alone / SBX's |")
     print("|---|---|---|---|---|---|")
     for agent in agents:
-        ours = median(runs, agent, "drlbench", "steps_per_second")
-        ours_alone = median(runs, agent, "drlbench", "updates_per_second_alone")
-        for library in LIBRARIES:
+        sbx = median(runs, agent, "sbx", "steps_per_second")
+        sbx_alone = median(runs, agent, "sbx", "updates_per_second_alone")
+        for library in args.libraries:
             rate = median(runs, agent, library, "steps_per_second")
             alone = median(runs, agent, library, "updates_per_second_alone")
             alone_s = f"{alone:.1f}" if alone else "-"
-            ratio_alone = f"{alone / ours_alone:.2f}x" if alone and ours_alone else "-"
-            print(f"| {library} | {agent.upper()} | {rate:.1f} | {alone_s} | {rate / ours:.2f}x | {ratio_alone} |")
-    print("\n(ratio = library / drlbench: below 1 means slower than drlbench)")
+            ratio = f"{rate / sbx:.2f}x" if sbx else "-"
+            ratio_alone = f"{alone / sbx_alone:.2f}x" if alone and sbx_alone else "-"
+            print(f"| {library} | {agent.upper()} | {rate:.1f} | {alone_s} | {ratio} | {ratio_alone} |")
+        compile_s = median(runs, agent, "drlbench compile", "compile_s")
+        if compile_s is not None:
+            print(f"\n{agent.upper()}: drlbench compile's {COMPILE_UNTIMED} untimed first learning steps "
+                  f"(torch.compile): median {compile_s:.1f} s")
+    print("\n(ratio = library / SBX: at least 1 means as fast as SBX or faster)")
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / "offpolicy_vs_peers.json"
     payload = {"env": ENV, "agents": agents, "warmup": args.warmup, "steps": args.steps,
@@ -259,7 +273,7 @@ def report(runs, agents, args, update_steps, affinity, load_before, load_after, 
                "stable_baselines3": stable_baselines3.__version__, "sbx": sbx_meta,
                "medians": {agent: {lib: {k: median(runs, agent, lib, k)
                                          for k in ("steps_per_second", "updates_per_second_alone")}
-                                   for lib in LIBRARIES} for agent in agents},
+                                   for lib in args.libraries} for agent in agents},
                "runs": runs}
     tmp = path.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(payload, indent=1) + "\n", encoding="utf-8")

@@ -63,16 +63,24 @@ SETTINGS = {
 
 
 def drlbench_steps_per_second(agent: str, warmup: int, steps: int, seed: int) -> float:
+    return drlbench_timed(agent, warmup, steps, seed)[0]
+
+
+def drlbench_timed(agent: str, warmup: int, steps: int, seed: int, extra: tuple[str, ...] = (),
+                   untimed: int = 0) -> tuple[float, float]:
+    """(steps/s over `steps` learning steps, seconds of the `untimed` learning steps before them), with
+    `extra` --set overrides (e.g. compile=true, whose first updates compile: untimed, as SBX's JIT)."""
     from drlbench.cli import build_parser, resolve_run
     from drlbench.harness import Session, train
 
-    # Clock the loop at the end of environment steps `warmup` and `warmup + steps`, before the
-    # harness's evaluation there (the only evaluations are at step 0 and the last step).
+    # Clock the loop at the end of environment steps `warmup`, `warmup + untimed` and `warmup + untimed
+    # + steps`, before the harness's evaluation there (the only evaluations are at step 0 and the last step).
+    first, last = warmup + untimed, warmup + untimed + steps
     clock: dict[int, tuple[float, int]] = {}
     after_step = Session.after_step
 
     def timed_after_step(self, loop_state):
-        if self.step in (warmup, warmup + steps):
+        if self.step in (warmup, first, last):
             clock[self.step] = time.perf_counter(), self.agent.updates
         after_step(self, loop_state)
 
@@ -80,19 +88,19 @@ def drlbench_steps_per_second(agent: str, warmup: int, steps: int, seed: int) ->
     try:
         with tempfile.TemporaryDirectory() as out:
             args = build_parser().parse_args([
-                "run", agent, "--env", ENV, "--steps", str(warmup + steps), "--seed", str(seed), "--out", out,
-                "--eval-every", str(warmup + steps), "--eval-episodes", "1", "--quiet",
+                "run", agent, "--env", ENV, "--steps", str(last), "--seed", str(seed), "--out", out,
+                "--eval-every", str(last), "--eval-episodes", "1", "--quiet",
                 # SB3 trains once per step when num_timesteps > learning_starts; drlbench when step >= learning_starts
                 "--set", f"random_steps={warmup}", f"learning_starts={warmup + 1}", "buffer_size=1000000",
                 "batch_size=256", "hidden_sizes=256,256", "gamma=0.99", "tau=0.005", "updates_per_step=1",
-                *SETTINGS[agent]])
+                *SETTINGS[agent], *extra])
             (cfg,), _ = resolve_run(args)
             train(cfg)
     finally:
         Session.after_step = after_step
-    (start, first), (end, last) = clock[warmup], clock[warmup + steps]
-    assert last - first == steps, (last - first, steps)
-    return steps / (end - start)
+    (start, updates_start), (end, updates_end) = clock[first], clock[last]
+    assert updates_end - updates_start == steps, (updates_end - updates_start, steps)
+    return steps / (end - start), start - clock[warmup][0]
 
 
 def main() -> None:

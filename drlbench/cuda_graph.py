@@ -63,6 +63,8 @@ def make_optimizers_capturable(agent: Agent) -> None:
                 state = optimizer.state.get(param)
                 if state and torch.is_tensor(state.get("step")) and state["step"].device != param.device:
                     state["step"] = state["step"].to(device=param.device, dtype=torch.float32)
+        if hasattr(optimizer, "state_changed"):   # LeanAdam keeps lists of its state tensors
+            optimizer.state_changed()
 
 
 class GraphedUpdate:

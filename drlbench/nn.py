@@ -30,16 +30,25 @@ LOG_SQRT_2PI = 0.5 * math.log(2 * math.pi)
 THIN = 16
 
 
-def batched_matmul(a: torch.Tensor, b: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
-    """bias + a @ b for (M, n, k) @ (M, k, m); the result may be a transposed view.
+def batched_matmul(a: torch.Tensor, b: torch.Tensor, bias: torch.Tensor | None = None,
+                   relu: bool = False) -> torch.Tensor:
+    """bias + a @ b for (M, n, k) @ (M, k, m), then ReLU if `relu`; the result may be a transposed view.
 
     The bias is added in place after the product: `baddbmm` would first copy the broadcast bias into
-    the whole output, which costs more than the addition (about 0.4 ms of a SAC update)."""
-    if b.shape[-1] <= THIN and (a.stride(-2) == 1 or b.stride(-2) == 1):
+    the whole output, which costs more than the addition (about 0.4 ms of a SAC update); with `relu`,
+    the addition and the ReLU are one pass (aten's `_add_relu_`, the same arithmetic)."""
+    transposed = b.shape[-1] <= THIN and (a.stride(-2) == 1 or b.stride(-2) == 1)
+    if transposed:
         out = torch.bmm(b.transpose(1, 2), a.transpose(1, 2))
-        return (out if bias is None else out.add_(bias.transpose(1, 2))).transpose(1, 2)
-    out = torch.bmm(a, b)
-    return out if bias is None else out.add_(bias)
+        bias = None if bias is None else bias.transpose(1, 2)
+    else:
+        out = torch.bmm(a, b)
+    if relu and bias is not None and not torch.compiler.is_compiling():   # (Inductor fuses add and relu itself)
+        out = torch.ops.aten._add_relu_(out, bias)
+    else:
+        out = out if bias is None else out.add_(bias)
+        out = out.relu_() if relu else out
+    return out.transpose(1, 2) if transposed else out
 
 
 def relu_backward_(grad: torch.Tensor, output: torch.Tensor) -> torch.Tensor:
@@ -98,14 +107,14 @@ class PopLinear(nn.Module):
         self.weight = nn.Parameter(weight.view(p * copies, in_features, out_features))
         self.bias = nn.Parameter(bias.view(p * copies, 1, out_features))
 
-    def forward(self, x: torch.Tensor, first_copy_only: bool = False) -> torch.Tensor:
-        """x: (M, B, in) -> (M, B, out); with first_copy_only, x: (P, B, in) -> (P, B, out)."""
+    def forward(self, x: torch.Tensor, first_copy_only: bool = False, relu: bool = False) -> torch.Tensor:
+        """x: (M, B, in) -> (M, B, out), ReLU'd if `relu`; with first_copy_only, x: (P, B, in) -> (P, B, out)."""
         weight, bias = self.weight, self.bias
         if first_copy_only and self.copies > 1:
             m, i, o = weight.shape
             weight = weight.view(m // self.copies, self.copies, i, o)[:, 0]
             bias = bias.view(m // self.copies, self.copies, 1, o)[:, 0]
-        return batched_matmul(x, weight, bias)
+        return batched_matmul(x, weight, bias, relu)
 
     def backward(self, x: torch.Tensor, grad_out: torch.Tensor) -> None:
         """Set .grad of weight and bias for y = x W + b, given dL/dy: dL/dW = x^T dL/dy, dL/db = sum_b dL/dy."""
@@ -184,7 +193,7 @@ class PopMLP(nn.Module):
         *hidden, last = self.layers
         inputs = [x]
         for layer in hidden:
-            x = torch.relu_(layer.forward(x, first_copy_only))   # (no module hooks: skip __call__)
+            x = layer.forward(x, first_copy_only, relu=True)   # (no module hooks: skip __call__)
             inputs.append(x)
         return last.forward(x, first_copy_only), inputs
 
@@ -215,12 +224,13 @@ class PopMLP(nn.Module):
         """dL/d(input)[..., input_columns], (P, B, len), for L = grad * sum_b output[p, chosen[p, b], b]: a
         loss that reads one copy per sample, as a min over twin critics does (single-output networks).
 
-        `backward` would carry zeros through every other copy. On CPU each sample instead goes
+        `backward` would carry zeros through every other copy. On CPU (eager) each sample instead goes
         through its chosen copy only, member by member (so a member's result never depends on
         another's data): half the matmul work for two copies.
         """
         p, b = chosen.shape
-        if chosen.device.type != "cpu":   # there, one batched pass beats 2P small ones
+        # On other devices one batched pass beats 2P small ones; a compiled graph needs static shapes.
+        if chosen.device.type != "cpu" or torch.compiler.is_compiling():
             copies = torch.arange(self.copies, device=chosen.device)[:, None]
             grad_out = (chosen.unsqueeze(1) == copies).to(inputs[0].dtype) * grad       # (P, copies, B)
             input_grad = self.backward(inputs, grad_out.view(-1, b, 1), weight_grads=False, input_columns=input_columns)
@@ -275,33 +285,62 @@ def set_requires_grad(module: nn.Module, flag: bool) -> None:
 
 class LeanAdam(torch.optim.Adam):
     """torch.optim.Adam(fused=True): the same fused kernel, state and state_dict, stepped without
-    Optimizer.step's Python bookkeeping (hooks, grouping tensors by device and dtype, lazy state
-    checks), which costs about 0.1-0.2 ms a call on one CPU thread: 5% of a SAC update, which steps
-    three optimisers. No closure, AMSGrad, weight decay schedules or gradient scaling."""
+    Optimizer.step's Python bookkeeping (the profiling wrapper and hooks, grouping tensors by device
+    and dtype, lazy state checks), which costs about 0.1-0.2 ms a call on one CPU thread: 5% of a
+    SAC update, which steps three optimisers. Each group's tensor lists are built once (again after
+    `load_state_dict` or `add_param_group`). No closure, AMSGrad, step hooks or gradient scaling."""
 
     def __init__(self, params, lr: float, eps: float):
         super().__init__(params, lr=lr, eps=eps, fused=True)
+        self._lists: list[tuple] | None = None
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        super().load_state_dict(state_dict)
+        self._lists = None
+
+    def __setstate__(self, state: dict) -> None:   # copy.deepcopy and pickle keep only torch's fields
+        super().__setstate__(state)
+        self._lists = None
+
+    def add_param_group(self, param_group: dict) -> None:
+        super().add_param_group(param_group)
+        self._lists = None
+
+    def state_changed(self) -> None:
+        """Call after replacing state tensors by hand (the lists hold the old ones)."""
+        self._lists = None
+
+    def _group_lists(self, group: dict, params: list) -> tuple:
+        """(params, exp_avgs, exp_avg_sqs, steps) of `params`, creating torch.optim.Adam's initial fused state."""
+        states = [self.state[p] for p in params]
+        for p, state in zip(params, states):
+            if not state:
+                state["step"] = torch.tensor(0.0, dtype=torch.float32, device=p.device)
+                state["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+                state["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+        return (params, [s["exp_avg"] for s in states], [s["exp_avg_sq"] for s in states],
+                [s["step"] for s in states])
 
     @torch.no_grad()
     def step(self, closure=None) -> None:
         assert closure is None, "LeanAdam takes no closure"
-        for group in self.param_groups:
-            params = [p for p in group["params"] if p.grad is not None]
-            if not params:
-                continue
-            states = [self.state[p] for p in params]
-            for p, state in zip(params, states):
-                if not state:   # torch.optim.Adam's initial state for fused
-                    state["step"] = torch.tensor(0.0, dtype=torch.float32, device=p.device)
-                    state["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
-                    state["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
-            steps = [state["step"] for state in states]
+        if self._lists is None:
+            self._lists = [self._group_lists(group, list(group["params"])) for group in self.param_groups]
+        for group, lists in zip(self.param_groups, self._lists):
+            grads = [p.grad for p in lists[0]]
+            if any(g is None for g in grads):   # skip parameters without a gradient, as torch does
+                params = [p for p in lists[0] if p.grad is not None]
+                if not params:
+                    continue
+                lists, grads = self._group_lists(group, params), [p.grad for p in params]
+            params, exp_avgs, exp_avg_sqs, steps = lists
             torch._foreach_add_(steps, 1)
             beta1, beta2 = group["betas"]
-            torch._fused_adam_(params, [p.grad for p in params], [state["exp_avg"] for state in states],
-                               [state["exp_avg_sq"] for state in states], [], steps, amsgrad=False,
-                               lr=group["lr"], beta1=beta1, beta2=beta2, weight_decay=group["weight_decay"],
-                               eps=group["eps"], maximize=group["maximize"], grad_scale=None, found_inf=None)
+            torch._fused_adam_(params, grads, exp_avgs, exp_avg_sqs, [], steps, amsgrad=False, lr=group["lr"],
+                               beta1=beta1, beta2=beta2, weight_decay=group["weight_decay"], eps=group["eps"],
+                               maximize=group["maximize"], grad_scale=None, found_inf=None)
+
+    step.hooked = True   # Optimizer.__init__ would wrap an unhooked step in its profiling and hook wrapper
 
 
 def adam(params, lr: float, eps: float = 1e-8) -> torch.optim.Adam:

@@ -37,16 +37,33 @@ def test_lean_adam_resumes_from_a_torch_adam_state_dict():
     for p in theirs:
         p.grad = torch.ones_like(p)
     fused.step()
+    lean = LeanAdam(ours, lr=1e-3, eps=1e-8)
+    for p in ours:                     # a step before loading: its cached state lists must be dropped
+        p.grad = torch.ones_like(p)
+    lean.step()
     with torch.no_grad():
         for p, q in zip(ours, theirs):
             p.copy_(q)
-    lean = LeanAdam(ours, lr=1e-3, eps=1e-8)
     lean.load_state_dict(copy.deepcopy(fused.state_dict()))   # (torch would share the tensors)
     for p, q in zip(ours, theirs):
         p.grad, q.grad = torch.full_like(p, 0.5), torch.full_like(q, 0.5)
     lean.step()
     fused.step()
     assert all(torch.equal(p, q) for p, q in zip(ours, theirs))
+
+
+def test_lean_adam_deep_copy_steps_its_own_state():
+    ours = _params(4)
+    lean = LeanAdam(ours, lr=1e-2, eps=1e-8)
+    for p in ours:
+        p.grad = torch.ones_like(p)
+    lean.step()
+    twin = copy.deepcopy(lean)          # a copy's lists must hold the copy's tensors, not the original's
+    for p in twin.param_groups[0]["params"]:
+        p.grad = torch.ones_like(p)
+    twin.step()
+    assert all(s["step"].item() == 1 for s in lean.state.values())
+    assert all(s["step"].item() == 2 for s in twin.state.values())
 
 
 def test_batched_matmul_every_layout_and_bias():
@@ -58,4 +75,6 @@ def test_batched_matmul_every_layout_and_bias():
         expected = torch.baddbmm(bias, a, b)
         for x, y in [(a, b), (at, b), (a, bt), (at, bt)]:
             torch.testing.assert_close(batched_matmul(x, y, bias), expected, rtol=1e-5, atol=1e-5)
+            torch.testing.assert_close(batched_matmul(x, y, bias, relu=True), expected.relu(), rtol=1e-5, atol=1e-5)
+            torch.testing.assert_close(batched_matmul(x, y, relu=True), torch.bmm(a, b).relu(), rtol=1e-5, atol=1e-5)
             torch.testing.assert_close(batched_matmul(x, y), torch.bmm(a, b), rtol=1e-5, atol=1e-5)

@@ -75,6 +75,7 @@ class A2PR(TD3):
     loop = "offline"
     Config = A2PRConfig
     graph_cycle = None   # offline loop: no CUDA-graph path
+    compiled_parts = ()  # nor a compiled one
     ACTOR_METRICS = ("actor_loss", "bc_loss", "q_pi", "vae_target_fraction", "bc_weight")
 
     def __init__(self, observation_space, action_space, config: A2PRConfig, population):

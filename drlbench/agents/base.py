@@ -37,6 +37,9 @@ class Agent(nn.Module):
     # branches (`updates % k == 0`), one graph per phase; None where `update` is not written to be
     # captured (host syncs, other Python state).
     graph_cycle: ClassVar[str | None] = None
+    # The off-policy loop's `compile`: the names of `update`'s tensor-only methods (no generator draws,
+    # optimizer steps or Python-side state), each wrapped in torch.compile by `compile_parts`.
+    compiled_parts: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, observation_space: gym.Space, action_space: gym.Space, config: Any, population: Population):
         super().__init__()
@@ -45,6 +48,11 @@ class Agent(nn.Module):
         self.optimizers: dict[str, torch.optim.Optimizer] = {}
 
     # --- what the harness calls -------------------------------------------------------
+    def compile_parts(self) -> None:
+        """Wrap each method named in `compiled_parts` in torch.compile (Inductor, static shapes, one graph)."""
+        for name in self.compiled_parts:
+            setattr(self, name, torch.compile(getattr(self, name), dynamic=False, fullgraph=True))
+
     def act(self, obs: torch.Tensor, deterministic: bool) -> torch.Tensor:
         """obs (P, N, *obs_shape) -> actions (P, N, *action_shape)."""
         raise NotImplementedError

@@ -75,6 +75,7 @@ class PMOESAC(SAC):
     summary = "PMOE on SAC (Ren et al. 2021): mixture of K tanh-Gaussian experts, best-expert gradient, gate frequency loss"
     Config = PMOESACConfig
     graph_cycle = None   # not checked for CUDA-graph capture
+    compiled_parts = ()   # its update is its own
 
     def __init__(self, observation_space, action_space, config: PMOESACConfig, population):
         super().__init__(observation_space, action_space, config, population)   # critics, targets, alpha

@@ -60,6 +60,7 @@ class SAC(Agent):
     loop = "off_policy"
     Config = SACConfig
     graph_cycle = "target_update_interval"   # Polyak when updates % interval == 0
+    compiled_parts = ("_critic_grads", "_actor_grads")   # update's tensor-only parts
 
     def __init__(self, observation_space, action_space, config: SACConfig, population):
         super().__init__(observation_space, action_space, config, population)
@@ -98,50 +99,16 @@ class SAC(Agent):
     @torch.no_grad()
     def update(self, batch: Batch) -> dict[str, torch.Tensor]:
         """One step of every loss; gradients by hand (`PopMLP.backward`, `tanh_gaussian_backward`)."""
-        cfg = self.config
-        p, b = batch.reward.shape
+        b = batch.reward.shape[1]
         alpha = self.log_alpha.detach().exp()[:, None]                      # (P, 1)
-
-        # One actor pass over [s', s] with the actor before its step: a' for the critic target, a~ for the
-        # actor loss (noise drawn in that order).
+        # noise for a' (target) and a~ (actor loss), drawn in that order
         next_noise, noise = self.population.randn(b, self.act_dim), self.population.randn(b, self.act_dim)
-        out, actor_trace = self.actor.trace(torch.cat([batch.next_obs, batch.obs], 1))
-        mean, raw_scale = out.chunk(2, dim=-1)
-        std = policy_std(raw_scale)
-        sampled, log_probs = tanh_gaussian(mean, std, torch.cat([next_noise, noise], 1))
-        next_action, action = sampled.split(b, 1)
-        next_log_prob, log_prob = log_probs.split(b, 1)
-
-        # critic, eq. (5)-(6)
-        next_q, _ = self.critic_target.trace(torch.cat([batch.next_obs, next_action], -1))
-        next_q = next_q.view(p, 2, b).min(dim=1).values
-        target = cfg.reward_scale * batch.reward + cfg.gamma * (1.0 - batch.terminated) * (
-            next_q - alpha * next_log_prob)
-        q, critic_trace = self.critic.trace(torch.cat([batch.obs, batch.action], -1))
-        error = q.view(p, 2, b) - target.unsqueeze(1)
-        critic_loss = 0.5 * error.pow(2).mean(-1).sum(1)                      # (P,): both critics
-        self.critic.backward(critic_trace, error.view(2 * p, b, 1) / b)        # d/dq of 1/2 mean (q - y)^2
+        critic_loss, actor_pass = self._critic_grads(batch.obs, batch.action, batch.reward, batch.next_obs,
+                                                     batch.terminated, next_noise, noise, alpha)
         self.optimizers["critic"].step()
-
-        # actor, eq. (7): J = mean(alpha log pi(a~|s) - Q^(s, a~)), through the critics just updated
-        q_pi, q_trace = self.critic.trace(torch.cat([batch.obs, action], -1))
-        q_pi = q_pi.view(p, 2, b)
-        action_columns = slice(-self.act_dim, None)
-        if cfg.actor_q == "min":   # the min's gradient flows through the smaller Q only
-            q_hat, chosen = q_pi.min(dim=1)
-            grad_action = self.critic.chosen_copy_input_grad(q_trace, chosen, -1.0 / b, action_columns)
-        else:
-            q_hat = q_pi.mean(dim=1)
-            grad_action = self.critic.backward(q_trace, torch.full_like(q, -0.5 / b), weight_grads=False,
-                                               input_columns=action_columns).view(p, 2, b, -1).sum(1)
-        actor_loss = (alpha * log_prob - q_hat).mean(-1)
-        grad_mean, grad_std = tanh_gaussian_backward(action, std[:, b:], noise, grad_action, (alpha / b).expand(p, b))
-        grad_raw_scale = grad_std * torch.sigmoid(raw_scale[:, b:])            # softplus' = sigmoid
-        self.actor.backward([x[:, b:] for x in actor_trace], torch.cat([grad_mean, grad_raw_scale], -1))
+        actor_loss, log_prob = self._actor_grads(batch.obs, noise, alpha, *actor_pass)
         self.optimizers["actor"].step()
-
-        # temperature, eq. (17)-(18): J = -alpha mean(log pi + Hbar), alpha = exp(log alpha), so dJ/dlog alpha = J
-        if cfg.alpha_resample:
+        if self.config.alpha_resample:
             log_prob = self._sample(batch.obs)[1]
         alpha_loss = self._temperature_step_and_targets(log_prob)
         return {
@@ -151,6 +118,50 @@ class SAC(Agent):
             "alpha": alpha.squeeze(1),
             "entropy": -log_prob.mean(-1),
         }
+
+    def _critic_grads(self, obs, action, reward, next_obs, terminated, next_noise, noise, alpha):
+        """Critic gradients, eq. (5)-(6), set on the critic; returns its loss (P,) and the actor pass.
+
+        One actor pass over [s', s] with the actor before its step gives a' for the critic target and
+        a~ for the actor loss; the actor loss reuses it (`_actor_grads`)."""
+        cfg = self.config
+        p, b = reward.shape
+        out, actor_trace = self.actor.trace(torch.cat([next_obs, obs], 1))
+        mean, raw_scale = out.chunk(2, dim=-1)
+        std = policy_std(raw_scale)
+        sampled, log_probs = tanh_gaussian(mean, std, torch.cat([next_noise, noise], 1))
+        next_action, action_pi = sampled.split(b, 1)
+        next_log_prob, log_prob = log_probs.split(b, 1)
+
+        next_q, _ = self.critic_target.trace(torch.cat([next_obs, next_action], -1))
+        next_q = next_q.view(p, 2, b).min(dim=1).values
+        target = cfg.reward_scale * reward + cfg.gamma * (1.0 - terminated) * (next_q - alpha * next_log_prob)
+        q, critic_trace = self.critic.trace(torch.cat([obs, action], -1))
+        error = q.view(p, 2, b) - target.unsqueeze(1)
+        critic_loss = 0.5 * error.pow(2).mean(-1).sum(1)                      # (P,): both critics
+        self.critic.backward(critic_trace, error.view(2 * p, b, 1) / b)        # d/dq of 1/2 mean (q - y)^2
+        return critic_loss, (action_pi, log_prob, std[:, b:], raw_scale[:, b:], [x[:, b:] for x in actor_trace])
+
+    def _actor_grads(self, obs, noise, alpha, action, log_prob, std, raw_scale, actor_trace):
+        """Actor gradients, eq. (7): J = mean(alpha log pi(a~|s) - Q^(s, a~)), through the critics just
+        updated, set on the actor; returns J (P,) and log pi(a~|s) (P, B)."""
+        p, b = log_prob.shape
+        q_pi, q_trace = self.critic.trace(torch.cat([obs, action], -1))
+        q_pi = q_pi.view(p, 2, b)
+        action_columns = slice(-self.act_dim, None)
+        if self.config.actor_q == "min":   # the min's gradient flows through the smaller Q only
+            q_hat, chosen = q_pi.min(dim=1)
+            grad_action = self.critic.chosen_copy_input_grad(q_trace, chosen, -1.0 / b, action_columns)
+        else:
+            q_hat = q_pi.mean(dim=1)
+            grad_action = self.critic.backward(q_trace, torch.full((2 * p, b, 1), -0.5 / b, device=obs.device),
+                                               weight_grads=False, input_columns=action_columns
+                                               ).view(p, 2, b, -1).sum(1)
+        actor_loss = (alpha * log_prob - q_hat).mean(-1)
+        grad_mean, grad_std = tanh_gaussian_backward(action, std, noise, grad_action, (alpha / b).expand(p, b))
+        grad_raw_scale = grad_std * torch.sigmoid(raw_scale)                    # softplus' = sigmoid
+        self.actor.backward(actor_trace, torch.cat([grad_mean, grad_raw_scale], -1))
+        return actor_loss, log_prob
 
     def _temperature_step_and_targets(self, log_prob: torch.Tensor) -> torch.Tensor:
         """Temperature step, eq. (17)-(18), then the Polyak target update; returns the temperature loss (P,)."""

@@ -44,6 +44,7 @@ class TD3(Agent):
     loop = "off_policy"
     Config = TD3Config
     graph_cycle = "policy_delay"   # actor step and Polyak when updates % delay == 0
+    compiled_parts = ("_critic_grads", "_actor_grads")   # update's tensor-only parts
 
     def __init__(self, observation_space, action_space, config: TD3Config, population):
         super().__init__(observation_space, action_space, config, population)
@@ -93,31 +94,41 @@ class TD3(Agent):
     def _critic_step(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Clipped double-Q target with target policy smoothing; both critics on mean (q - y)^2.
         Returns the loss per member (P,), the next-state critic input [s', a~'] (P, B, obs+act) and y (P, B)."""
+        noise = self.population.randn(batch.reward.shape[1], self.act_dim)
+        result = self._critic_grads(batch.obs, batch.action, batch.reward, batch.next_obs, batch.terminated, noise)
+        self.optimizers["critic"].step()
+        return result
+
+    def _critic_grads(self, obs, action, reward, next_obs, terminated, noise):
+        """`_critic_step`'s gradients, set on the critic, given standard normal noise (P, B, |A|)."""
         cfg = self.config
-        p, b = batch.reward.shape
-        noise = (self.population.randn(b, self.act_dim) * cfg.policy_noise).clamp(-cfg.noise_clip, cfg.noise_clip)
-        next_action = (self._mu(self.actor_target, batch.next_obs) + noise).clamp(-1.0, 1.0)
-        next_input = torch.cat([batch.next_obs, next_action], -1)
+        p, b = reward.shape
+        noise = (noise * cfg.policy_noise).clamp(-cfg.noise_clip, cfg.noise_clip)
+        next_action = (self._mu(self.actor_target, next_obs) + noise).clamp(-1.0, 1.0)
+        next_input = torch.cat([next_obs, next_action], -1)
         next_q, _ = self.critic_target.trace(next_input)
-        target = batch.reward + cfg.gamma * (1.0 - batch.terminated) * next_q.view(p, 2, b).min(1).values
-        q, critic_trace = self.critic.trace(torch.cat([batch.obs, batch.action], -1))
+        target = reward + cfg.gamma * (1.0 - terminated) * next_q.view(p, 2, b).min(1).values
+        q, critic_trace = self.critic.trace(torch.cat([obs, action], -1))
         error = q.view(p, 2, b) - target.unsqueeze(1)
         self.critic.backward(critic_trace, error.view(2 * p, b, 1) * (2.0 / b))     # d/dq of mean (q - y)^2
-        self.optimizers["critic"].step()
         return error.pow(2).mean(-1).sum(1), next_input, target                     # loss (P,)
 
     def _actor_step(self, batch: Batch) -> dict[str, torch.Tensor]:
         """Deterministic policy gradient: maximise Q1(s, pi(s))."""
-        b = batch.reward.shape[1]
-        out, actor_trace = self.actor.trace(batch.obs)
+        actor_loss = self._actor_grads(batch.obs)
+        self.optimizers["actor"].step()
+        return {"actor_loss": actor_loss}
+
+    def _actor_grads(self, obs):
+        """`_actor_step`'s gradients, set on the actor; returns the loss (P,)."""
+        b = obs.shape[1]
+        out, actor_trace = self.actor.trace(obs)
         action = torch.tanh(out)
-        q1, q1_trace = self.critic.trace(torch.cat([batch.obs, action], -1), first_copy_only=True)
-        actor_loss = -q1.squeeze(-1).mean(-1)
+        q1, q1_trace = self.critic.trace(torch.cat([obs, action], -1), first_copy_only=True)
         grad_action = self.critic.backward(q1_trace, torch.full_like(q1, -1.0 / b), weight_grads=False,
                                            input_columns=slice(-self.act_dim, None), first_copy_only=True)
         self.actor.backward(actor_trace, grad_action * (1.0 - action * action))     # tanh' = 1 - tanh^2
-        self.optimizers["actor"].step()
-        return {"actor_loss": actor_loss}
+        return -q1.squeeze(-1).mean(-1)
 
     def extra_checkpoint(self) -> dict:
         return {"updates": self.updates, "last_actor": self.last_actor}

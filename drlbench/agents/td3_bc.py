@@ -52,6 +52,7 @@ class TD3BC(TD3):
     loop = "offline"
     Config = TD3BCConfig
     graph_cycle = None   # offline loop: no CUDA-graph path
+    compiled_parts = ()  # nor a compiled one
     BC_METRIC = "bc_loss"     # the name the behaviour term is logged under
     ACTOR_METRICS = ("actor_loss", BC_METRIC, "q_pi", "lambda")
 

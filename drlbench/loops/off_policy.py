@@ -1,6 +1,8 @@
 """The off-policy loop: environment -> replay buffer -> agent.update (SAC, TD3, ...)."""
 from __future__ import annotations
 
+import os
+import shutil
 from dataclasses import dataclass
 
 from drlbench.buffer import ReplayBuffer
@@ -18,13 +20,24 @@ class Config:
     learning_starts: int = hp("[0, inf)", at_most="steps")  # no updates before this many environment steps
     updates_per_step: float = hp("(0, inf)")  # gradient updates per environment step (UTD ratio)
     cuda_graph: bool = hp()   # sample + update replayed as CUDA graphs (drlbench.cuda_graph); --device cuda, sac/td3
+    compile: bool = hp()      # the update's tensor-only parts (Agent.compiled_parts) run through torch.compile
 
 
 def check(run_config) -> None:
-    """Refuse `cuda_graph = true` where it cannot run, before any run record is written."""
+    """Refuse `cuda_graph = true` or `compile = true` where it cannot run, before any run record is written."""
+    from drlbench.agents import AGENTS, get_agent
+
+    if run_config.loop.compile:
+        compiled = [name for name, cls in AGENTS.items() if cls.compiled_parts]
+        if not get_agent(run_config.agent).compiled_parts:
+            raise UsageError(f"compile=true: compiled updates are written for {', '.join(compiled)}, "
+                             f"not {run_config.agent}")
+        if run_config.loop.cuda_graph:
+            raise UsageError("compile=true and cuda_graph=true: choose one")
+        if str(run_config.device) == "cpu" and not any(map(shutil.which, (os.environ.get("CXX", "g++"), "c++", "clang++"))):
+            raise UsageError("compile=true on CPU needs a C++ compiler (g++, c++ or clang++; or set CXX): none found")
     if not run_config.loop.cuda_graph:
         return
-    from drlbench.agents import get_agent
     from drlbench.cuda_graph import graphed_agents
 
     if not str(run_config.device).startswith("cuda"):
@@ -54,6 +67,8 @@ def run(session: Session) -> None:
     else:
         buffer.load_state_dict(state["buffer"])
         obs, update_debt = state["obs"], state["update_debt"]
+    if cfg.compile:
+        agent.compile_parts()
     graphed = None
     if cfg.cuda_graph:
         from drlbench.cuda_graph import GraphedUpdate
