@@ -1,5 +1,9 @@
 """drlbench SAC and TD3 vs stable-baselines3 and SBX (SB3's JAX version), side by side, one CPU thread each.
 
+drlbench runs twice per repeat: as a user's default run ("drlbench", eager), and with the off-policy
+loop's `compile=true` ("drlbench compile": the update's tensor-only parts through torch.compile, as
+SBX's update goes through XLA); `--libraries` picks a subset.
+
     taskset -c 1 .venv/bin/python benchmarks/offpolicy_vs_peers.py --agents sac,td3 \
         --warmup 1000 --steps 2000 --update-steps 1000 --repeats 5 --out runs/offpolicy_vs_peers
 
@@ -40,8 +44,12 @@ What is timed, per library and repeat (wall clock, `time.perf_counter`):
   `agent.update(buffer.sample(256))` (the harness's finiteness check left out); SB3 and SBX
   `model.train(gradient_steps=1, batch_size=256)` (SB3's buffer sample + update + logger).
   Update counts asserted on each side.
-Repeats alternate SB3, SBX, drlbench (SBX's process starts fresh each repeat); the table gives
-medians, the JSON every repeat.
+- drlbench compile: the same, with `compile=true`; its first 2 learning steps compile the update
+  (Inductor; about 10 s cold, less with Inductor's on-disk cache warm) and run before the clock
+  starts, as SBX's JIT steps do (reported as compile_s); then `--steps` timed steps as above.
+Repeats alternate SB3, SBX, drlbench, drlbench compile (SBX's process starts fresh each repeat;
+drlbench's runs share one process, so the compiled run's later repeats find the kernels compiled);
+the table gives medians and ratios to SBX, the JSON every repeat.
 
 One thread each: torch.set_num_threads(1) and OMP/MKL/OpenBLAS_NUM_THREADS=1 here and in the
 worker; for JAX, XLA_FLAGS="--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1",
@@ -260,10 +268,12 @@ def report(runs, agents, args, update_steps, affinity, load_before, load_after, 
             ratio = f"{rate / sbx:.2f}x" if sbx else "-"
             ratio_alone = f"{alone / sbx_alone:.2f}x" if alone and sbx_alone else "-"
             print(f"| {library} | {agent.upper()} | {rate:.1f} | {alone_s} | {ratio} | {ratio_alone} |")
-        compile_s = median(runs, agent, "drlbench compile", "compile_s")
-        if compile_s is not None:
-            print(f"\n{agent.upper()}: drlbench compile's {COMPILE_UNTIMED} untimed first learning steps "
-                  f"(torch.compile): median {compile_s:.1f} s")
+        untimed = [r["compile_s"] for r in runs if r["agent"] == agent and r.get("compile_s") is not None]
+        if untimed:   # SBX compiles in every repeat (a fresh process); drlbench's later runs reuse the graphs
+            print(f"\n{agent.upper()}: untimed first {COMPILE_UNTIMED} learning steps (JIT/compile), s per repeat: "
+                  + "; ".join(f"{lib} " + ", ".join(f"{r['compile_s']:.1f}" for r in runs if r["agent"] == agent
+                                                   and r["library"] == lib and r.get("compile_s") is not None)
+                              for lib in ("sbx", "drlbench compile") if lib in args.libraries))
     print("\n(ratio = library / SBX: at least 1 means as fast as SBX or faster)")
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / "offpolicy_vs_peers.json"

@@ -18,7 +18,9 @@ Implementation notes (same maths): both critics run as one batched network and s
 (Adam is element-wise, so this equals two optimisers); members' losses are summed, so each
 member's gradients are its own. Gradients are written out by hand (drlbench.nn: the chain rule
 of each layer, ReLU and the tanh-Gaussian), equal to autograd's to float rounding; one actor pass
-serves both a' (target) and a~ (actor loss), which use the same pre-step actor.
+serves both a' (target) and a~ (actor loss), which use the same pre-step actor. `update` draws the
+noise, then runs two tensor-only parts, `_critic_grads` and `_actor_grads`, each followed by its
+optimizer step; with the off-policy loop's `compile = true` both parts run through torch.compile.
 """
 from __future__ import annotations
 
