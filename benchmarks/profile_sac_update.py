@@ -6,7 +6,8 @@ shared machine does not count), min and median over alternating chunks. With --s
 stable-baselines3's `SAC.train(gradient_steps=1)` on HalfCheetah-v5 alternate with drlbench's,
 for the ratio of the updates alone. --gemm-floor adds the update's bare matmul sequence (same
 shapes and layouts, operands precomputed): the part no overhead removal can go below.
---profile prints torch.profiler's per-op table.
+--profile prints torch.profiler's per-op table. --compile adds an agent whose update parts run through
+torch.compile (the off-policy loop's compile=true).
 
     taskset -c 1 python benchmarks/profile_sac_update.py --sb3 --gemm-floor
 """
@@ -98,6 +99,8 @@ def main() -> None:
     parser.add_argument("--sb3", action="store_true")
     parser.add_argument("--gemm-floor", action="store_true")
     parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--compile", action="store_true",
+                        help="also a second agent with compile=true's compiled parts (Agent.compile_parts)")
     parser.add_argument("--set", nargs="*", default=[], help="hyperparameter overrides, key=value")
     args = parser.parse_args()
     torch.set_num_threads(1)
@@ -105,6 +108,14 @@ def main() -> None:
     for _ in range(20):
         agent.update(buffer.sample(BATCH))
     variants = {"drlbench update": lambda: agent.update(buffer.sample(BATCH))}
+    if args.compile:
+        compiled, _ = make(range(args.members), args.set)
+        compiled.compile_parts()
+        start = time.perf_counter()
+        for _ in range(3):
+            compiled.update(buffer.sample(BATCH))
+        print(f"compiling: {time.perf_counter() - start:.1f} s")
+        variants["drlbench compiled"] = lambda: compiled.update(buffer.sample(BATCH))
     if args.gemm_floor:
         variants["its matmuls alone"] = gemm_floor(agent, buffer)
     if args.sb3:

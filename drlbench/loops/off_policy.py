@@ -34,7 +34,8 @@ def check(run_config) -> None:
                              f"not {run_config.agent}")
         if run_config.loop.cuda_graph:
             raise UsageError("compile=true and cuda_graph=true: choose one")
-        if str(run_config.device) == "cpu" and not any(map(shutil.which, (os.environ.get("CXX", "g++"), "c++", "clang++"))):
+        compilers = (os.environ.get("CXX", "g++"), "c++", "clang++")
+        if str(run_config.device) == "cpu" and not any(map(shutil.which, compilers)):
             raise UsageError("compile=true on CPU needs a C++ compiler (g++, c++ or clang++; or set CXX): none found")
     if not run_config.loop.cuda_graph:
         return
@@ -53,6 +54,7 @@ def run(session: Session) -> None:
     Time limits: the buffer stores `terminated` only, so truncated transitions bootstrap from
     their true final observation (`Step.final_obs`) and terminal ones do not.
 
+    With `compile`, the agent's `compiled_parts` run through torch.compile (Agent.compile_parts).
     With `cuda_graph`, updates are CUDA graph replays (drlbench.cuda_graph.GraphedUpdate) and
     their losses are checked for NaN/inf at each evaluation and at the end, not after every update.
     """
