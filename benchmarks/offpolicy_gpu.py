@@ -1,5 +1,6 @@
 """Off-policy throughput on one device: SAC and TD3 with P = 1, 10, 100 seeds batched as one
-population, eager updates vs CUDA-graph updates (drlbench.cuda_graph), on environments that run
+population, eager updates vs CUDA-graph updates (drlbench.cuda_graph) vs compiled updates (the loop's
+`compile=true`: Agent.compile_parts, torch.compile; Triton kernels on CUDA), on environments that run
 on the device: torch-native Pendulum-v1 and MuJoCo Warp HalfCheetah-v5 (`warp:HalfCheetah-v5`,
 when the warp extra is installed and the device is CUDA).
 
@@ -14,13 +15,13 @@ environment per member and one update per environment step (SAC/TD3's UTD 1): `a
 - loop it/s: loop iterations per second; env steps/s = P x that (every member steps once);
 - updates/s: the update alone (minibatch sampling + agent.update), calls per second; member
   updates/s = P x that;
-- graph/eager: the same column's ratio, graph over eager, on the same device in the same run.
+- graph/eager, compile/eager: the same column's ratio over eager, on the same device in the same run.
 Eager updates sample with `ReplayBuffer.sample` (the loop's path); graph updates replay
 `sample_device_size` + `update` (one graph per phase of the update cycle). Acting and the
 environment step stay eager in both modes. Networks: the presets' 256-256 unless --hidden; batch
 256 unless --batch-size. The buffer is pre-filled with --prefill random-action steps (untimed).
 Each number is one timed block of --steps iterations (stopped early after --max-seconds), after
---warmup untimed iterations (which include the graph capture), with a device synchronise at
+--warmup untimed iterations (which include the graph capture or the compilation), with a device synchronise at
 both ends. On CPU only eager runs (CUDA graphs need a CUDA device) and the defaults shrink
 (P = 1, 10; 64-64 networks; batch 64) so that the script is a smoke test there.
 """
@@ -108,6 +109,8 @@ def measure(agent: str, env_id: str, env, members: int, mode: str, args, sync) -
 
         update = GraphedUpdate(setup.agent, setup.buffer, args.batch_size)
     else:
+        if mode == "compile":
+            setup.agent.compile_parts()
         update = setup.eager_update
 
     def loop_iteration():
@@ -137,8 +140,8 @@ def main() -> None:
                         help="default: Pendulum-v1 and warp:HalfCheetah-v5 on CUDA, Pendulum-v1 on CPU")
     parser.add_argument("--P", nargs="+", type=int, default=None,
                         help="seeds per population (default 1 10 100; CPU: 1 10)")
-    parser.add_argument("--modes", nargs="+", default=None, choices=["eager", "graph"],
-                        help="default: eager graph on CUDA, eager on CPU")
+    parser.add_argument("--modes", nargs="+", default=None, choices=["eager", "graph", "compile"],
+                        help="default: eager graph compile on CUDA, eager on CPU")
     parser.add_argument("--steps", type=int, default=1000, help="timed iterations per number")
     parser.add_argument("--max-seconds", type=float, default=3.0, help="stop a timed block after this long")
     parser.add_argument("--warmup", type=int, default=20, help="untimed loop iterations first (capture included)")
@@ -155,7 +158,7 @@ def main() -> None:
         parser.error(f"--device {args.device}: CUDA is not available here")
     args.envs = args.envs or (["Pendulum-v1", "warp:HalfCheetah-v5"] if cuda else ["Pendulum-v1"])
     args.P = args.P or ([1, 10, 100] if cuda else [1, 10])
-    args.modes = args.modes or (["eager", "graph"] if cuda else ["eager"])
+    args.modes = args.modes or (["eager", "graph", "compile"] if cuda else ["eager"])
     args.hidden = args.hidden or ("256,256" if cuda else "64,64")
     args.batch_size = args.batch_size or (256 if cuda else 64)
     args.prefill = args.batch_size if args.prefill is None else args.prefill
@@ -191,17 +194,18 @@ def main() -> None:
             env.close()
     ratios = []
     for row in rows:
-        if row["mode"] == "graph":
+        if row["mode"] != "eager":
             eager = next((r for r in rows if r["mode"] == "eager" and
                           (r["env"], r["agent"], r["P"]) == (row["env"], row["agent"], row["P"])), None)
             if eager:
                 ratios.append((row, row["loop_it_per_s"] / eager["loop_it_per_s"],
                                row["updates_per_s"] / eager["updates_per_s"]))
     if ratios:
-        print("\n| env | agent | P | graph/eager loop | graph/eager updates |")
-        print("|---|---|---:|---:|---:|")
+        print("\n| env | agent | P | mode | loop / eager | updates / eager |")
+        print("|---|---|---:|---|---:|---:|")
         for row, loop_ratio, update_ratio in ratios:
-            print(f"| {row['env']} | {row['agent']} | {row['P']} | {loop_ratio:.3g}x | {update_ratio:.3g}x |")
+            print(f"| {row['env']} | {row['agent']} | {row['P']} | {row['mode']} | {loop_ratio:.3g}x | "
+                  f"{update_ratio:.3g}x |")
     for note in notes:
         print(f"\nnote: {note}")
     if args.json:
