@@ -68,7 +68,7 @@ def test_lean_adam_deep_copy_steps_its_own_state():
 
 def test_batched_matmul_every_layout_and_bias():
     g = torch.Generator().manual_seed(3)
-    for n, k, m in [(256, 23, 256), (256, 256, 1), (512, 256, 12), (7, 5, 3)]:
+    for n, k, m in [(256, 23, 256), (256, 256, 1), (512, 256, 12), (7, 5, 3), (4, 6, 1)]:
         a, b, bias = torch.randn(2, n, k, generator=g), torch.randn(2, k, m, generator=g), torch.randn(2, 1, m, generator=g)
         at = a.transpose(1, 2).contiguous().transpose(1, 2)    # the same values as a transposed view
         bt = b.transpose(1, 2).contiguous().transpose(1, 2)
