@@ -67,9 +67,10 @@ def drlbench_steps_per_second(agent: str, warmup: int, steps: int, seed: int) ->
 
 
 def drlbench_timed(agent: str, warmup: int, steps: int, seed: int, extra: tuple[str, ...] = (),
-                   untimed: int = 0) -> tuple[float, float]:
+                   untimed: int = 0, seeds: str | None = None) -> tuple[float, float]:
     """(steps/s over `steps` learning steps, seconds of the `untimed` learning steps before them), with
-    `extra` --set overrides (e.g. compile=true, whose first updates compile: untimed, as SBX's JIT)."""
+    `extra` --set overrides, applied last (e.g. compile=true, whose first updates compile: untimed, as
+    SBX's JIT). `seeds` ("0-9"): those seeds batched in one run instead of `seed` alone."""
     from drlbench.cli import build_parser, resolve_run
     from drlbench.harness import Session, train
 
@@ -88,7 +89,8 @@ def drlbench_timed(agent: str, warmup: int, steps: int, seed: int, extra: tuple[
     try:
         with tempfile.TemporaryDirectory() as out:
             args = build_parser().parse_args([
-                "run", agent, "--env", ENV, "--steps", str(last), "--seed", str(seed), "--out", out,
+                "run", agent, "--env", ENV, "--steps", str(last), "--out", out,
+                *(["--seed", str(seed)] if seeds is None else ["--seeds", seeds, "--batched"]),
                 "--eval-every", str(last), "--eval-episodes", "1", "--quiet",
                 # SB3 trains once per step when num_timesteps > learning_starts; drlbench when step >= learning_starts
                 "--set", f"random_steps={warmup}", f"learning_starts={warmup + 1}", "buffer_size=1000000",

@@ -9,6 +9,8 @@ separate runs on the same core. Also ms per update alone (benchmarks/profile_sac
 random-data buffer, SAC only) at 1 and P members.
 
     taskset -c 1 .venv/bin/python benchmarks/population_cost.py --agents sac,td3 --members 10
+
+--compile runs every run with compile=true (its 2 compiling learning steps before the window).
 """
 from __future__ import annotations
 
@@ -16,42 +18,22 @@ import argparse
 import os
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from offpolicy_vs_sb3 import ENV, SETTINGS  # noqa: E402
+from offpolicy_vs_sb3 import ENV, drlbench_timed  # noqa: E402
 from profile_sac_update import BATCH, make  # noqa: E402
 
 
-def window_seconds(agent: str, seeds: str, warmup: int, steps: int) -> float:
-    from drlbench.cli import build_parser, resolve_run
-    from drlbench.harness import Session, train
-
-    clock: dict[int, float] = {}
-    after_step = Session.after_step
-
-    def timed_after_step(self, loop_state):
-        if self.step in (warmup, warmup + steps):
-            clock[self.step] = time.perf_counter()
-        after_step(self, loop_state)
-
-    Session.after_step = timed_after_step
-    try:
-        with tempfile.TemporaryDirectory() as out:
-            args = build_parser().parse_args([
-                "run", agent, "--env", ENV, "--steps", str(warmup + steps), "--seeds", seeds, "--batched",
-                "--out", out, "--eval-every", str(warmup + steps), "--eval-episodes", "1", "--quiet",
-                "--set", f"random_steps={warmup}", f"learning_starts={warmup + 1}", "buffer_size=100000",
-                "batch_size=256", "hidden_sizes=256,256", "updates_per_step=1", *SETTINGS[agent]])
-            (cfg,), _ = resolve_run(args)
-            train(cfg)
-    finally:
-        Session.after_step = after_step
-    return clock[warmup + steps] - clock[warmup]
+def window_seconds(agent: str, seeds: str, warmup: int, steps: int, compiled: bool) -> float:
+    """Wall seconds of the learning window; with `compiled`, compile=true and its 2 compiling learning
+    steps before the window (as in offpolicy_vs_peers.py)."""
+    extra = ("buffer_size=100000", *(("compile=true",) if compiled else ()))
+    rate, _ = drlbench_timed(agent, warmup, steps, 0, extra, 2 if compiled else 0, seeds=seeds)
+    return steps / rate
 
 
 def update_ms(members: int, updates: int) -> float:
@@ -72,6 +54,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=1000)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--updates", type=int, default=100, help="updates alone, per measurement (SAC)")
+    parser.add_argument("--compile", action="store_true", help="every run with compile=true")
     args = parser.parse_args()
     torch.set_num_threads(1)
     load = os.getloadavg()[0]
@@ -79,11 +62,12 @@ def main() -> None:
     for agent in args.agents.split(","):
         one, many = [], []
         for _ in range(args.repeats):
-            one.append(window_seconds(agent, "0", args.warmup, args.steps))
-            many.append(window_seconds(agent, f"0-{args.members - 1}", args.warmup, args.steps))
+            one.append(window_seconds(agent, "0", args.warmup, args.steps, args.compile))
+            many.append(window_seconds(agent, f"0-{args.members - 1}", args.warmup, args.steps, args.compile))
         t1, tp = statistics.median(one), statistics.median(many)
         rows.append((agent, t1, tp, args.members * t1 / tp))
-    print(f"\n{ENV}, {args.steps} learning steps after {args.warmup} random ones, one thread, median of "
+    print(f"\n{ENV}, {args.steps} learning steps after {args.warmup} random ones"
+          f"{' (compile=true, 2 compiling steps before the window)' if args.compile else ''}, one thread, median of "
           f"{args.repeats}; torch {torch.__version__}; 1-min load {load:.2f} before, {os.getloadavg()[0]:.2f} after\n")
     print(f"| agent | 1 seed (s) | {args.members} seeds batched (s) | {args.members} separate runs (s) | "
           f"batched throughput / separate |")
