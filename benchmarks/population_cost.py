@@ -10,7 +10,9 @@ random-data buffer, SAC only) at 1 and P members.
 
     taskset -c 1 .venv/bin/python benchmarks/population_cost.py --agents sac,td3 --members 10
 
---compile runs every run with compile=true (its 2 compiling learning steps before the window).
+--modes eager compile alternates eager runs with compile=true runs (whose 2 compiling learning steps
+run before the window), one row each: this VM's speed moves by a third within minutes, so only
+alternating runs compare.
 """
 from __future__ import annotations
 
@@ -54,20 +56,25 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=1000)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--updates", type=int, default=100, help="updates alone, per measurement (SAC)")
-    parser.add_argument("--compile", action="store_true", help="every run with compile=true")
+    parser.add_argument("--modes", nargs="+", default=["eager"], choices=["eager", "compile"],
+                        help="eager and/or compile=true runs, alternating")
     args = parser.parse_args()
     torch.set_num_threads(1)
     load = os.getloadavg()[0]
     rows = []
     for agent in args.agents.split(","):
-        one, many = [], []
+        one, many = {m: [] for m in args.modes}, {m: [] for m in args.modes}
         for _ in range(args.repeats):
-            one.append(window_seconds(agent, "0", args.warmup, args.steps, args.compile))
-            many.append(window_seconds(agent, f"0-{args.members - 1}", args.warmup, args.steps, args.compile))
-        t1, tp = statistics.median(one), statistics.median(many)
-        rows.append((agent, t1, tp, args.members * t1 / tp))
+            for mode in args.modes:
+                compiled = mode == "compile"
+                one[mode].append(window_seconds(agent, "0", args.warmup, args.steps, compiled))
+                many[mode].append(window_seconds(agent, f"0-{args.members - 1}", args.warmup, args.steps, compiled))
+        for mode in args.modes:
+            t1, tp = statistics.median(one[mode]), statistics.median(many[mode])
+            rows.append((agent if mode == "eager" else f"{agent} compile", t1, tp, args.members * t1 / tp))
     print(f"\n{ENV}, {args.steps} learning steps after {args.warmup} random ones"
-          f"{' (compile=true, 2 compiling steps before the window)' if args.compile else ''}, one thread, median of "
+          f"{' (compile: 2 compiling steps before the window)' if 'compile' in args.modes else ''}, one thread, "
+          f"median of "
           f"{args.repeats}; torch {torch.__version__}; 1-min load {load:.2f} before, {os.getloadavg()[0]:.2f} after\n")
     print(f"| agent | 1 seed (s) | {args.members} seeds batched (s) | {args.members} separate runs (s) | "
           f"batched throughput / separate |")

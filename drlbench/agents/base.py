@@ -38,7 +38,8 @@ class Agent(nn.Module):
     # captured (host syncs, other Python state).
     graph_cycle: ClassVar[str | None] = None
     # The off-policy loop's `compile`: the names of `update`'s tensor-only methods (no generator draws,
-    # optimizer steps or Python-side state), each wrapped in torch.compile by `compile_parts`.
+    # optimizer steps or Python-side state; called inside `update`'s torch.no_grad), each wrapped in
+    # torch.compile by `compile_parts`.
     compiled_parts: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, observation_space: gym.Space, action_space: gym.Space, config: Any, population: Population):
