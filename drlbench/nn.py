@@ -317,7 +317,7 @@ class LeanAdam(torch.optim.Adam):
         """Call after replacing state tensors by hand (the lists hold the old ones)."""
         self._lists = None
 
-    def _group_lists(self, group: dict, params: list) -> tuple:
+    def _group_lists(self, params: list) -> tuple:
         """(params, exp_avgs, exp_avg_sqs, steps) of `params`, creating torch.optim.Adam's initial fused state."""
         states = [self.state[p] for p in params]
         for p, state in zip(params, states):
@@ -332,14 +332,14 @@ class LeanAdam(torch.optim.Adam):
     def step(self, closure=None) -> None:
         assert closure is None, "LeanAdam takes no closure"
         if self._lists is None:
-            self._lists = [self._group_lists(group, list(group["params"])) for group in self.param_groups]
+            self._lists = [self._group_lists(list(group["params"])) for group in self.param_groups]
         for group, lists in zip(self.param_groups, self._lists):
             grads = [p.grad for p in lists[0]]
             if any(g is None for g in grads):   # skip parameters without a gradient, as torch does
                 params = [p for p in lists[0] if p.grad is not None]
                 if not params:
                     continue
-                lists, grads = self._group_lists(group, params), [p.grad for p in params]
+                lists, grads = self._group_lists(params), [p.grad for p in params]
             params, exp_avgs, exp_avg_sqs, steps = lists
             torch._foreach_add_(steps, 1)
             beta1, beta2 = group["betas"]

@@ -6,7 +6,6 @@ members over several updates; a compiled update is deterministic; a short CLI ru
 refusals are one line. Inductor on CPU compiles C++: the compiling tests skip without a C++ compiler.
 """
 import json
-import shutil
 
 import gymnasium as gym
 import numpy as np
@@ -16,14 +15,13 @@ import torch
 from drlbench.agents import get_agent
 from drlbench.buffer import ReplayBuffer
 from drlbench.config import build, load_preset
-from drlbench.loops.off_policy import Config as OffPolicyConfig
+from drlbench.loops.off_policy import Config as OffPolicyConfig, has_cpp_compiler
 from drlbench.population import Population
 
 OBS_DIM, ACT_DIM, SEEDS = 3, 2, (0, 1)
 OBS = gym.spaces.Box(-np.inf, np.inf, (OBS_DIM,), np.float32)
 ACT = gym.spaces.Box(-1.0, 1.0, (ACT_DIM,), np.float32)
-needs_compiler = pytest.mark.skipif(not any(map(shutil.which, ("g++", "c++", "clang++"))),
-                                    reason="Inductor on CPU needs a C++ compiler")
+needs_compiler = pytest.mark.skipif(not has_cpp_compiler(), reason="Inductor on CPU needs a C++ compiler")
 
 
 def trained(name: str, compiled: bool, updates: int, overrides=()) -> tuple:
@@ -51,6 +49,8 @@ def trained(name: str, compiled: bool, updates: int, overrides=()) -> tuple:
 def test_compiled_update_matches_eager(name, overrides):
     eager, eager_metrics = trained(name, False, 4, overrides)
     compiled, compiled_metrics = trained(name, True, 4, overrides)
+    for part in compiled.compiled_parts:   # the parts run through torch.compile, not the eager methods
+        assert getattr(compiled, part)._torchdynamo_orig_callable.__func__ is getattr(type(compiled), part)
     for (key, a), b in zip(eager.state_dict().items(), compiled.state_dict().values()):
         torch.testing.assert_close(b, a, rtol=1e-4, atol=1e-5, msg=key)
     assert eager_metrics.keys() == compiled_metrics.keys()

@@ -1,11 +1,11 @@
 """Learning tests: real training on Pendulum-v1 with the agents' presets (classic suite)."""
 import json
-import shutil
 
 import pytest
 
-needs_compiler = pytest.mark.skipif(not any(map(shutil.which, ("g++", "c++", "clang++"))),
-                                    reason="compile=true on CPU needs a C++ compiler")
+from drlbench.loops.off_policy import has_cpp_compiler
+
+needs_compiler = pytest.mark.skipif(not has_cpp_compiler(), reason="compile=true on CPU needs a C++ compiler")
 
 
 @pytest.mark.slow

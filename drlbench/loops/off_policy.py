@@ -23,6 +23,11 @@ class Config:
     compile: bool = hp()      # the update's tensor-only parts (Agent.compiled_parts) run through torch.compile
 
 
+def has_cpp_compiler() -> bool:
+    """Whether Inductor finds a C++ compiler (it compiles its CPU kernels): $CXX, g++, c++ or clang++."""
+    return any(map(shutil.which, (os.environ.get("CXX", "g++"), "c++", "clang++")))
+
+
 def check(run_config) -> None:
     """Refuse `cuda_graph = true` or `compile = true` where it cannot run, before any run record is written."""
     from drlbench.agents import AGENTS, get_agent
@@ -34,8 +39,7 @@ def check(run_config) -> None:
                              f"not {run_config.agent}")
         if run_config.loop.cuda_graph:
             raise UsageError("compile=true and cuda_graph=true: choose one")
-        compilers = (os.environ.get("CXX", "g++"), "c++", "clang++")
-        if str(run_config.device) == "cpu" and not any(map(shutil.which, compilers)):
+        if str(run_config.device) == "cpu" and not has_cpp_compiler():
             raise UsageError("compile=true on CPU needs a C++ compiler (g++, c++ or clang++; or set CXX): none found")
     if not run_config.loop.cuda_graph:
         return
